@@ -1,0 +1,40 @@
+# The README's two commands: `make run` and `make test`.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PG_TEST_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
+DEMO_CUSTOMERS ?= 2000
+
+.PHONY: run test lint test-sqlite test-postgres install system-packages
+
+$(STAMP): pyproject.toml scripts/system-packages.sh
+	bash scripts/system-packages.sh
+	test -x $(BIN)/python || python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## run: install everything, migrate, seed demo data when empty, start the PBX and the server
+run: $(STAMP)
+	$(BIN)/hotline db upgrade
+	$(BIN)/hotline seed --if-empty --customers $(DEMO_CUSTOMERS) --show-logins
+	$(BIN)/hotline pbx install
+	$(BIN)/hotline pbx start
+	@echo "open http://127.0.0.1:8080/  (demo logins above; stop with Ctrl-C, then: $(BIN)/hotline pbx stop)"
+	exec $(BIN)/hotline serve
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test-sqlite: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider
+
+test-postgres: $(STAMP)
+	bash scripts/ensure-postgres.sh
+	HOTLINE_TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -q -p no:cacheprovider -m "not pbx"
+
+## test: lint, then the whole suite on SQLite, then again on PostgreSQL
+test: lint test-sqlite test-postgres

@@ -1,0 +1,98 @@
+"""The aiohttp web edge. For now: a health endpoint and a landing page; the desktop issue adds
+login, the agent desktop and the wallboard here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from sqlalchemy import text
+
+from crm_core.db import Database
+from crm_core.errors import HotlineError
+from crm_core.settings import Settings
+
+log = logging.getLogger(__name__)
+DB_KEY = web.AppKey("db", Database)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The one place where domain errors become HTTP replies."""
+    try:
+        return await handler(request)
+    except HotlineError as exc:
+        return web.json_response(exc.to_dict(), status=exc.status)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return web.json_response(
+            {"error_id": f"http_{exc.status}", "message": exc.reason}, status=exc.status
+        )
+
+
+async def health(request: web.Request) -> web.Response:
+    # Unauthenticated on purpose: load balancers probe it. It reveals nothing but up/down.
+    db = request.app[DB_KEY]
+    try:
+        async with db.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception:
+        log.exception("health check: database unreachable")
+        return web.json_response({"status": "down", "database": "unreachable"}, status=503)
+    return web.json_response({"status": "ok", "database": "ok"})
+
+
+LANDING = """<!doctype html><html lang="zh-CN"><meta charset="utf-8">
+<title>400 服务热线 · 呼叫中心</title>
+<body style="font-family:sans-serif;margin:3em">
+<h1>400 服务热线 · 呼叫中心</h1>
+<p>服务已启动。坐席工作台与班长监控墙正在建设中。</p>
+<p><a href="/healthz">系统状态</a></p>
+</body></html>"""
+
+
+async def landing(_request: web.Request) -> web.Response:
+    return web.Response(text=LANDING, content_type="text/html")
+
+
+def build_app(db: Database) -> web.Application:
+    app = web.Application(middlewares=[error_middleware], client_max_size=1024**2)
+    app[DB_KEY] = db
+    app.router.add_get("/healthz", health)
+    app.router.add_get("/", landing)
+
+    async def close_db(_app: web.Application) -> None:
+        await db.close()
+
+    app.on_cleanup.append(close_db)
+    return app
+
+
+def serve(settings: Settings) -> int:
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    db = Database.open(settings)
+    print(f"hotline serving on http://{settings.http_host}:{settings.http_port}/", flush=True)
+    try:
+        web.run_app(
+            build_app(db),
+            host=settings.http_host,
+            port=settings.http_port,
+            print=None,
+            handle_signals=True,
+        )
+    except OSError as exc:
+        asyncio.run(db.close())
+        print(
+            f"hotline: cannot listen on {settings.http_host}:{settings.http_port}: {exc.strerror}; "
+            f"stop what uses the port or set HOTLINE_HTTP_PORT",
+            flush=True,
+        )
+        return 1
+    return 0

@@ -1,0 +1,167 @@
+"""Render the Asterisk configuration from Settings and the agent list, then swap it in.
+
+Files are rendered in memory, written to a fresh directory beside the live one, and made live
+by atomically replacing the ``etc`` symlink. A bad setting or a template error therefore never
+leaves a half-written configuration: the previous one stays in place untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from asterisk_conf.agents import AgentEndpoint
+from asterisk_conf.modules_list import MODULES
+from asterisk_conf.paths import DATA_DIR, MODULES_DIR, PROMPT_LANGUAGE, PbxPaths
+from asterisk_conf.validate import check_settings, phone_ports
+from crm_core.settings import Settings
+
+TEMPLATES = (
+    "asterisk.conf",
+    "modules.conf",
+    "logger.conf",
+    "manager.conf",
+    "pjsip.conf",
+    "rtp.conf",
+    "queues.conf",
+    "extensions.conf",
+    "indications.conf",
+    "features.conf",
+    "cdr.conf",
+)
+
+# Files Asterisk reads at boot and complains about when absent; their defaults suit us.
+STUB_FILES = {
+    "acl.conf": "",
+    "ccss.conf": "[general]\n",
+    "cel.conf": "[general]\nenable = no\n",
+    "udptl.conf": "[general]\n",
+    "pjproject.conf": "",
+}
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    name: str
+    purpose: str
+    strategy: str
+    wrapup_seconds: int
+    weight: int
+    tiered: bool
+
+    def penalty(self, index: int) -> int:
+        """Tiered queues ring the first agents first and reach later ones after a delay."""
+        return index if self.tiered else 0
+
+
+def queue_specs(settings: Settings) -> list[QueueSpec]:
+    wrapup = 2 if settings.pbx_mode == "test" else 10
+    return [
+        QueueSpec("hotline", "everyone's calls; all free agents ring", "ringall", wrapup, 0, False),
+        QueueSpec("vip", "VIP and owned customers; agents in turn", "linear", wrapup, 10, False),
+    ]
+
+
+def agent_password(settings: Settings, endpoint: str) -> str:
+    """Per-phone SIP password derived from sip_secret, so no password list is stored."""
+    digest = hmac.new(settings.sip_secret.encode(), endpoint.encode(), hashlib.sha256)
+    return digest.hexdigest()[:24]
+
+
+def _environment() -> jinja2.Environment:
+    # Config files, not HTML: escaping would corrupt them. User text is cleaned by
+    # agents.safe_text and settings are validated before rendering.
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("asterisk_conf", "templates"),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,  # noqa: S701
+    )
+
+
+def build_context(
+    settings: Settings, paths: PbxPaths, agents: list[AgentEndpoint]
+) -> dict[str, Any]:
+    test_mode = settings.pbx_mode == "test"
+    ports = phone_ports(settings, agents)
+    carrier = settings.carrier_host
+    return {
+        "settings": settings,
+        "instance": paths.instance,
+        "inner_base": paths.inner_base,
+        "modules_dir": MODULES_DIR,
+        "data_dir": DATA_DIR,
+        "language": PROMPT_LANGUAGE,
+        "test_mode": test_mode,
+        "modules": MODULES,
+        "agents": sorted(agents, key=lambda a: a.extension),
+        "agent_ports": ports,
+        "technician_port": ports["technician"],
+        "passwords": {name: agent_password(settings, name) for name in ports},
+        # Test mode: the SIPp phones share the carrier's address, so the port tells them apart.
+        "carrier_match": f"{carrier}:{settings.carrier_port}" if test_mode else carrier,
+        "queues": queue_specs(settings),
+        "ring_seconds": 8 if test_mode else 15,
+        "queue_max_wait": 300 if test_mode else 900,
+        "agi_address": f"{settings.fastagi_host}:{settings.fastagi_port}",
+        "agi_seconds": 4,
+        "recordings_dir": paths.recordings_inner,
+    }
+
+
+def render_files(
+    settings: Settings, paths: PbxPaths, agents: list[AgentEndpoint]
+) -> dict[str, str]:
+    """Every config file's text; raises PbxConfigInvalid before anything is written."""
+    check_settings(settings, agents)
+    environment = _environment()
+    context = build_context(settings, paths, agents)
+    files = {name: environment.get_template(f"{name}.j2").render(context) for name in TEMPLATES}
+    return {**STUB_FILES, **files}
+
+
+def _drop_old_configs(paths: PbxPaths, keep: Path) -> None:
+    for old in paths.etc_link.parent.glob("conf-*"):
+        if old != keep and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def live_files(paths: PbxPaths) -> dict[str, str]:
+    if not paths.etc_link.is_dir():
+        return {}
+    return {f.name: f.read_text(encoding="utf-8") for f in paths.etc_link.iterdir() if f.is_file()}
+
+
+def write_config(paths: PbxPaths, files: dict[str, str]) -> bool:
+    """Make ``files`` the live configuration; return False when it already was."""
+    if live_files(paths) == files:
+        return False
+    base = paths.etc_link.parent
+    base.mkdir(parents=True, exist_ok=True)
+    fresh = base / f"conf-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.monotonic_ns()}"
+    fresh.mkdir()
+    for name, text in files.items():
+        (fresh / name).write_text(text, encoding="utf-8")
+    if paths.etc_link.exists() and not paths.etc_link.is_symlink():
+        paths.etc_link.rename(base / f"conf-previous-{time.monotonic_ns()}")
+    staged = base / "etc.swap"
+    staged.unlink(missing_ok=True)
+    # Relative, so it resolves the same inside the chroot and from the host.
+    staged.symlink_to(fresh.name)
+    staged.replace(paths.etc_link)
+    _drop_old_configs(paths, keep=fresh)
+    return True
+
+
+def render_config(settings: Settings, paths: PbxPaths, agents: list[AgentEndpoint]) -> bool:
+    return write_config(paths, render_files(settings, paths, agents))

@@ -1,0 +1,111 @@
+"""What each `hotline pbx` command does, in terms of provision, render, ports and process."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+from asterisk_conf import process, provision
+from asterisk_conf.agents import AgentEndpoint, load_agent_endpoints, read_agents_file
+from asterisk_conf.errors import PbxConfigInvalid, PbxNotInstalled
+from asterisk_conf.paths import PbxPaths, pbx_paths
+from asterisk_conf.ports import check_ports_free
+from asterisk_conf.render import live_files, render_files, write_config
+from crm_core.settings import Settings
+
+# Lines whose change a reload cannot apply: sockets are bound once, at start.
+_RESTART_KEYS = {
+    "pjsip.conf": ("bind =",),
+    "manager.conf": ("port =", "bindaddr ="),
+}
+
+
+@dataclass(frozen=True)
+class StartOutcome:
+    pid: int
+    already_running: bool
+
+
+@dataclass(frozen=True)
+class ReloadOutcome:
+    changed: bool
+    restart_needed: list[str]
+
+
+def agents_for(settings: Settings, agents_file: Path | None) -> list[AgentEndpoint]:
+    if agents_file is not None:
+        return read_agents_file(agents_file)
+    try:
+        return asyncio.run(load_agent_endpoints(settings))
+    except Exception as exc:  # any database failure: say where the agents were to come from
+        raise PbxConfigInvalid(
+            f"could not read agent phones from the CRM database ({type(exc).__name__}: {exc}); "
+            "migrate the database first, or pass --agents FILE (a JSON list of users)"
+        ) from exc
+
+
+def require_installed(paths: PbxPaths) -> None:
+    if not provision.is_installed(paths):
+        raise PbxNotInstalled(
+            f"no Asterisk root at {paths.root}; run `hotline pbx install` first (as root)"
+        )
+
+
+def start(settings: Settings, agents: list[AgentEndpoint]) -> StartOutcome:
+    paths = pbx_paths(settings)
+    require_installed(paths)
+    files = render_files(settings, paths, agents)  # refuses bad settings before any write
+    running = process.read_pid(paths) if process.is_running(paths) else None
+    if running is not None:
+        return StartOutcome(pid=running, already_running=True)
+    check_ports_free(settings)
+    for directory in paths.instance_dirs():
+        directory.mkdir(parents=True, exist_ok=True)
+    write_config(paths, files)
+    return StartOutcome(pid=process.spawn(paths), already_running=False)
+
+
+def _restart_needed(old: dict[str, str], new: dict[str, str]) -> list[str]:
+    changed: list[str] = []
+    for name, prefixes in _RESTART_KEYS.items():
+
+        def pick(text: str, prefixes: tuple[str, ...] = prefixes) -> list[str]:
+            return [line for line in text.splitlines() if line.startswith(prefixes)]
+
+        if pick(old.get(name, "")) != pick(new.get(name, "")):
+            changed.append(name)
+    return changed
+
+
+def reload(settings: Settings, agents: list[AgentEndpoint]) -> ReloadOutcome:
+    """Re-render and reload in place; calls in progress are not touched."""
+    paths = pbx_paths(settings)
+    require_installed(paths)
+    files = render_files(settings, paths, agents)
+    process.require_running(paths)
+    old = live_files(paths)
+    if not write_config(paths, files):
+        return ReloadOutcome(changed=False, restart_needed=[])
+    result = process.run_cli(paths, "core reload")
+    if not result.ok:
+        raise PbxConfigInvalid(f"Asterisk refused the reload: {result.output}")
+    return ReloadOutcome(changed=True, restart_needed=_restart_needed(old, files))
+
+
+def status_lines(settings: Settings) -> tuple[bool, list[str]]:
+    paths = pbx_paths(settings)
+    lines = [
+        f"instance:   {paths.instance} ({settings.pbx_mode} mode)",
+        f"root:       {paths.root} ({'installed' if provision.is_installed(paths) else 'MISSING'})",
+        f"config:     {paths.etc_link}",
+        f"recordings: {paths.recordings_host}",
+        f"SIP:        {settings.sip_host}:{settings.sip_port}/udp",
+        f"AMI:        {settings.ami_host}:{settings.ami_port}/tcp",
+    ]
+    if not process.is_running(paths):
+        return False, ["state:      stopped", *lines]
+    uptime = process.run_cli(paths, "core show uptime seconds").output.replace("\n", "; ")
+    calls = process.run_cli(paths, "core show channels count").output.replace("\n", "; ")
+    running = [f"state:      running, pid {process.read_pid(paths)}", f"uptime:     {uptime}"]
+    return True, [*running, f"channels:   {calls}", *lines]

@@ -1,0 +1,227 @@
+"""CRM core tables: customers, contacts, phone numbers, vehicles, users, activities, history.
+
+Field names follow the seed's customer-data section (§3.1). Times are stored in UTC.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def search_key(length: int) -> String:
+    """A string column searched by prefix range: byte order on PostgreSQL, whatever the
+    database's collation, so `col >= 'ab' AND col < 'ac'` means "starts with ab"."""
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on both backends (SQLite hands back naive values otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; store aware UTC times only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Role(enum.StrEnum):
+    AGENT = "agent"
+    SUPERVISOR = "supervisor"
+    TECHNICIAN = "technician"
+    ADMIN = "admin"
+
+
+class CustomerKind(enum.StrEnum):
+    DIRECT = "direct"
+    DEALER = "dealer"
+
+
+class ActivityKind(enum.StrEnum):
+    CALL = "call"
+    VISIT = "visit"
+    NOTE = "note"
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(20), default=Role.AGENT.value)
+    phone_interface: Mapped[str | None] = mapped_column(String(80))
+    office: Mapped[str | None] = mapped_column(String(100))
+    region: Mapped[str | None] = mapped_column(String(100))
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    __table_args__ = (
+        CheckConstraint("role in ('agent','supervisor','technician','admin')", name="role"),
+    )
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(search_key(32), unique=True)
+    name: Mapped[str] = mapped_column(search_key(200), index=True)
+    name_pinyin: Mapped[str] = mapped_column(search_key(400), index=True, default="")
+    name_initials: Mapped[str] = mapped_column(search_key(200), index=True, default="")
+    kind: Mapped[str] = mapped_column(String(10), default=CustomerKind.DIRECT.value)
+    industry: Mapped[str | None] = mapped_column(String(100))
+    region: Mapped[str | None] = mapped_column(String(100))
+    province: Mapped[str | None] = mapped_column(String(50))
+    city: Mapped[str | None] = mapped_column(String(50))
+    address: Mapped[str | None] = mapped_column(String(300))
+    postcode: Mapped[str | None] = mapped_column(String(10))
+    fax: Mapped[str | None] = mapped_column(String(40))
+    website: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(200))
+    classification: Mapped[str | None] = mapped_column(String(50))
+    vip_level: Mapped[int] = mapped_column(Integer, default=0)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    blocked: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A merged-away customer stays as a tombstone pointing at the survivor, so the merge
+    # can be undone and old links (recordings, history) still resolve.
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    __table_args__ = (
+        CheckConstraint("kind in ('direct','dealer')", name="kind"),
+        CheckConstraint("vip_level between 0 and 9", name="vip_level"),
+    )
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    name: Mapped[str] = mapped_column(search_key(100), index=True)
+    name_pinyin: Mapped[str] = mapped_column(search_key(200), index=True, default="")
+    name_initials: Mapped[str] = mapped_column(search_key(50), index=True, default="")
+    department: Mapped[str | None] = mapped_column(String(100))
+    title: Mapped[str | None] = mapped_column(String(100))
+    birthday: Mapped[date | None] = mapped_column(Date)
+    interests: Mapped[str | None] = mapped_column(String(300))
+    superior_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    decision_role: Mapped[str | None] = mapped_column(String(50))
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PhoneNumber(Base):
+    """One number of a customer or of a contact, in canonical form plus a reversed-digits key."""
+
+    __tablename__ = "phone_numbers"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
+    label: Mapped[str] = mapped_column(String(20), default="phone")
+    raw: Mapped[str] = mapped_column(String(60))
+    e164: Mapped[str] = mapped_column(String(40), index=True)
+    # Reversed national digits: "last N digits" becomes an index-friendly prefix range.
+    digits_rev: Mapped[str] = mapped_column(search_key(30), index=True)
+    kind: Mapped[str] = mapped_column(String(10))
+
+
+class Vehicle(Base):
+    __tablename__ = "vehicles"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    vin: Mapped[str] = mapped_column(String(17), unique=True)
+    vin_tail: Mapped[str] = mapped_column(String(6), index=True)
+    plate: Mapped[str | None] = mapped_column(search_key(20), index=True)
+    model: Mapped[str | None] = mapped_column(String(100))
+    chassis: Mapped[str | None] = mapped_column(String(100))
+    purchase_date: Mapped[date | None] = mapped_column(Date)
+    dealer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+    warranty_end: Mapped[date | None] = mapped_column(Date)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Activity(Base):
+    __tablename__ = "activities"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    kind: Mapped[str] = mapped_column(String(10))
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str | None] = mapped_column(Text)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    __table_args__ = (CheckConstraint("kind in ('call','visit','note')", name="kind"),)
+
+
+class ChangeRecord(Base):
+    """Before/after snapshot of one create, update, delete, restore or merge."""
+
+    __tablename__ = "change_history"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entity: Mapped[str] = mapped_column(String(20))
+    entity_id: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(20))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    note: Mapped[str | None] = mapped_column(String(300))
+    __table_args__ = (Index("ix_change_history_entity", "entity", "entity_id", "id"),)
+
+
+class AuditEntry(Base):
+    """Sensitive reads and security events (recording playback, number reveal, refusals)."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    action: Mapped[str] = mapped_column(String(50))
+    object_type: Mapped[str | None] = mapped_column(String(30))
+    object_id: Mapped[str | None] = mapped_column(String(64))
+    ip: Mapped[str | None] = mapped_column(String(45))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)

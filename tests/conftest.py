@@ -1,0 +1,77 @@
+"""Shared fixtures. The suite runs on SQLite by default and on PostgreSQL when
+HOTLINE_TEST_DATABASE_URL names one (`make test` does both runs)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from crm_core import migrate
+from crm_core.db import Database
+from crm_core.models import Base
+from crm_core.settings import Settings
+
+TEST_DATABASE_URL = os.environ.get("HOTLINE_TEST_DATABASE_URL", "sqlite")
+
+
+def pytest_report_header() -> str:
+    return f"hotline test database: {TEST_DATABASE_URL}"
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """Migrate once per session: a template SQLite file, or the PostgreSQL test database."""
+    if TEST_DATABASE_URL == "sqlite":
+        path = tmp_path_factory.mktemp("template") / "template.db"
+        settings = Settings(database_url=f"sqlite+aiosqlite:///{path}")
+    else:
+        settings = Settings(database_url=TEST_DATABASE_URL)
+        _reset_postgres(settings)
+    migrate.upgrade(settings)
+    yield settings
+
+
+def _reset_postgres(settings: Settings) -> None:
+    import asyncio
+
+    async def drop() -> None:
+        db = Database.open(settings)
+        async with db.engine.begin() as conn:
+            await conn.execute(text("DROP SCHEMA public CASCADE"))
+            await conn.execute(text("CREATE SCHEMA public"))
+        await db.close()
+
+    asyncio.run(drop())
+
+
+@pytest.fixture
+def settings(migrated_template: Settings, tmp_path: Path) -> Settings:
+    """Settings for one test, pointing at a fresh, migrated, empty database."""
+    if migrated_template.is_sqlite:
+        source = Path(migrated_template.database_url.split("///", 1)[1])
+        target = tmp_path / "hotline.db"
+        shutil.copyfile(source, target)
+        url = f"sqlite+aiosqlite:///{target}"
+    else:
+        url = migrated_template.database_url
+    return Settings(
+        database_url=url,
+        var_dir=str(tmp_path / "var"),
+        recordings_dir=str(tmp_path / "var" / "recordings"),
+    )
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[Database]:
+    database = Database.open(settings)
+    if not settings.is_sqlite:
+        tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+        async with database.engine.begin() as conn:
+            await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    yield database
+    await database.close()
