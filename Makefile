@@ -18,12 +18,7 @@ install: $(STAMP)
 
 ## run: install everything, migrate, seed demo data when empty, start the PBX and the server
 run: $(STAMP)
-	$(BIN)/hotline db upgrade
-	$(BIN)/hotline seed --if-empty --customers $(DEMO_CUSTOMERS) --show-logins
-	$(BIN)/hotline pbx install
-	$(BIN)/hotline pbx start
-	@echo "open http://127.0.0.1:8080/  (demo logins above; stop with Ctrl-C, then: $(BIN)/hotline pbx stop)"
-	exec $(BIN)/hotline serve
+	DEMO_CUSTOMERS=$(DEMO_CUSTOMERS) bash scripts/run.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -32,6 +27,7 @@ lint: $(STAMP)
 test-sqlite: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider
 
+# The real-PBX tests touch no database, so the PostgreSQL pass leaves them to the SQLite pass.
 test-postgres: $(STAMP)
 	bash scripts/ensure-postgres.sh
 	HOTLINE_TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -q -p no:cacheprovider -m "not pbx"

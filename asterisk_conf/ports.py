@@ -14,6 +14,9 @@ def _family(host: str) -> socket.AddressFamily:
 
 def port_is_free(host: str, port: int, kind: socket.SocketKind) -> bool:
     with socket.socket(_family(host), kind) as probe:
+        if kind == socket.SOCK_STREAM:
+            # As Asterisk does: connections left in TIME_WAIT by clients do not block a server.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:

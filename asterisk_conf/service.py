@@ -40,8 +40,9 @@ def agents_for(settings: Settings, agents_file: Path | None) -> list[AgentEndpoi
         return asyncio.run(load_agent_endpoints(settings))
     except Exception as exc:  # any database failure: say where the agents were to come from
         raise PbxConfigInvalid(
-            f"could not read agent phones from the CRM database ({type(exc).__name__}: {exc}); "
-            "migrate the database first, or pass --agents FILE (a JSON list of users)"
+            "could not read agent phones from the CRM database "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0]}); run `hotline db upgrade` "
+            "first, or pass --agents FILE (a JSON list of users)"
         ) from exc
 
 
