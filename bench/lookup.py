@@ -23,17 +23,17 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import select, text  # noqa: E402
+from sqlalchemy import select, text
 
-from crm_core import migrate  # noqa: E402
-from crm_core.db import Database, sqlite_path  # noqa: E402
-from crm_core.lookup import SUFFIX_DIGITS, NumberLookup, compile_lookup  # noqa: E402
-from crm_core.models import Customer, PhoneNumber, Vehicle  # noqa: E402
-from crm_core.phones import normalize, suffix_key  # noqa: E402
-from crm_core.progress import Progress  # noqa: E402
-from crm_core.search import search  # noqa: E402
-from crm_core.seed import seed_customers  # noqa: E402
-from crm_core.settings import Settings  # noqa: E402
+from crm_core import migrate
+from crm_core.db import Database, sqlite_path
+from crm_core.lookup import SUFFIX_DIGITS, NumberLookup, compile_lookup
+from crm_core.models import Customer, PhoneNumber, Vehicle
+from crm_core.phones import normalize, suffix_key
+from crm_core.progress import Progress
+from crm_core.search import search
+from crm_core.seed import seed_customers
+from crm_core.settings import Settings
 
 PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 
@@ -59,7 +59,7 @@ async def fresh_database(backend: str, workdir: Path) -> Settings:
     if backend == "sqlite":
         path = workdir / "lookup-bench.db"
         for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
+            await asyncio.to_thread(Path(f"{path}{suffix}").unlink, missing_ok=True)
         settings = Settings(database_url=f"sqlite+aiosqlite:///{path}")
     else:
         settings = Settings(database_url=PG_URL)
@@ -135,16 +135,22 @@ async def run_backend(backend: str, customers: int, samples: int, workdir: Path)
     unknown = [f"+86139{rng.randint(0, 99_999_999):08d}" for _ in range(samples)]
 
     finder = await NumberLookup(settings).open()
+    def each(fn: Callable[[Any], Awaitable[Any]], items: list[Any]) -> list[Callable[[], Any]]:
+        return [lambda item=item: fn(item) for item in items if item]
+
+    def find(q: str) -> Awaitable[Any]:
+        return search(db, q)
+
     rows: list[tuple[str, list[float]]] = [
-        ("lookup by number (service)", await timed([lambda n=n: finder.find(n) for n in numbers])),
+        ("lookup by number (service)", await timed(each(finder.find, numbers))),
         ("same query, bare SQL (raw driver)", await raw_driver_timings(db, numbers)),
-        ("lookup, unknown caller (service)", await timed([lambda n=n: finder.find(n) for n in unknown])),
-        ("pinyin-initials search", await timed([lambda q=q: search(db, q) for q in initials])),
-        ("initials, 2 letters ('zs')", await timed([lambda q=q: search(db, q[:2]) for q in initials])),
-        ("VIN-tail search", await timed([lambda q=q: search(db, q) for q in tails])),
-        ("name search, first 4 chars", await timed([lambda q=q: search(db, q[:4]) for q in names])),
-        ("plate search", await timed([lambda q=q: search(db, q) for q in plates if q])),
-        ("phone last-4 search", await timed([lambda n=n: search(db, n[-4:]) for n in numbers])),
+        ("lookup, unknown caller (service)", await timed(each(finder.find, unknown))),
+        ("pinyin-initials search", await timed(each(find, initials))),
+        ("initials, 2 letters ('zs')", await timed(each(find, [q[:2] for q in initials]))),
+        ("VIN-tail search", await timed(each(find, tails))),
+        ("name search, first 4 chars", await timed(each(find, [q[:4] for q in names]))),
+        ("plate search", await timed(each(find, plates))),
+        ("phone last-4 search", await timed(each(find, [n[-4:] for n in numbers]))),
     ]
     print(f"{'measure':<36} {'p50 ms':>8} {'p99 ms':>8}   (n={samples})")
     for label, values in rows:
