@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from agent_desktop import schema
 from crm_core.errors import HotlineError
 from crm_core.settings import Settings, SettingsError, load_settings
 
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    schema.prepare()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -49,7 +49,8 @@ def _print_json(rows: list[dict[str, Any]]) -> None:
 
 def cmd_db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
     migrate.upgrade(settings)
-    print(f"database at revision {migrate.head_revision(settings)}: {settings.database_url}")
+    heads = ", ".join(sorted(migrate.head_revisions(settings)))
+    print(f"database at revision {heads}: {settings.database_url}")
     return 0
 
 

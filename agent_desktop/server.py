@@ -7,17 +7,38 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from sqlalchemy import text
 
 from crm_core.db import Database
 from crm_core.errors import HotlineError
+from crm_core.events import EventBus
 from crm_core.settings import Settings
 
 log = logging.getLogger(__name__)
 DB_KEY = web.AppKey("db", Database)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class AppContext:
+    """What every feature gets at start-up: the settings, the database and the event bus."""
+
+    settings: Settings
+    db: Database
+    bus: EventBus = field(default_factory=EventBus)
+
+
+CONTEXT_KEY = web.AppKey("context", AppContext)
+# A feature adds its routes, middlewares and background workers (app.cleanup_ctx) to the app.
+Feature = Callable[[web.Application, AppContext], None]
+
+
+def features() -> list[Feature]:
+    """Every feature of the product, in the order they are set up. The one wiring point."""
+    return []
 
 
 @web.middleware
@@ -60,11 +81,15 @@ async def landing(_request: web.Request) -> web.Response:
     return web.Response(text=LANDING, content_type="text/html")
 
 
-def build_app(db: Database) -> web.Application:
+def build_app(db: Database, bus: EventBus | None = None) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=1024**2)
+    context = AppContext(db.settings, db, bus or EventBus())
     app[DB_KEY] = db
+    app[CONTEXT_KEY] = context
     app.router.add_get("/healthz", health)
     app.router.add_get("/", landing)
+    for feature in features():
+        feature(app, context)
 
     async def close_db(_app: web.Application) -> None:
         await db.close()

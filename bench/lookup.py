@@ -35,7 +35,19 @@ from crm_core.search import search
 from crm_core.seed import seed_customers
 from crm_core.settings import Settings
 
-PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+# Its own database, so a benchmark never drops the schema the test suite is using.
+PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/hotline_bench"
+
+
+async def ensure_pg_database() -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/postgres")
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = 'hotline_bench'"):
+            await conn.execute("CREATE DATABASE hotline_bench")
+    finally:
+        await conn.close()
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
@@ -62,6 +74,7 @@ async def fresh_database(backend: str, workdir: Path) -> Settings:
             await asyncio.to_thread(Path(f"{path}{suffix}").unlink, missing_ok=True)
         settings = Settings(database_url=f"sqlite+aiosqlite:///{path}")
     else:
+        await ensure_pg_database()
         settings = Settings(database_url=PG_URL)
         db = Database.open(settings)
         async with db.engine.begin() as conn:

@@ -11,12 +11,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from agent_desktop import schema
 from crm_core import migrate
 from crm_core.db import Database
 from crm_core.models import Base
 from crm_core.settings import Settings
 
 TEST_DATABASE_URL = os.environ.get("HOTLINE_TEST_DATABASE_URL", "sqlite")
+schema.prepare()
 
 
 def pytest_report_header() -> str:

@@ -17,7 +17,7 @@ async def test_migrations_match_the_models(db: Database) -> None:
 
     async with db.engine.connect() as conn:
         assert await conn.run_sync(diff) == []
-    assert await migrate.current_revision(db.settings) == migrate.head_revision(db.settings)
+    assert await migrate.current_revisions(db.settings) == migrate.head_revisions(db.settings)
 
 
 def test_upgrade_is_idempotent(db: Database) -> None:

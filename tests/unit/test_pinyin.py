@@ -90,11 +90,14 @@ han = st.characters(min_codepoint=0x4E00, max_codepoint=0x9FA5)
 @given(st.text(han, max_size=12))
 @settings(max_examples=500)
 def test_han_text_matches_pypinyin(text: str) -> None:
-    # The per-character fast path must give exactly what pypinyin's segmenter gives.
-    expected = "".join(lazy_pinyin(text, style=Style.NORMAL))
-    assert full_pinyin(text) == expected
-    first = "".join(lazy_pinyin(text, style=Style.FIRST_LETTER))
-    assert initials(text) == first
+    # The per-character fast path must give exactly what pypinyin's segmenter gives. A rare
+    # character pypinyin has no reading for (it echoes it back, e.g. 兙) is dropped from our
+    # ASCII search keys, so it is dropped from the expectation too.
+    def ascii_only(parts: list[str]) -> str:
+        return "".join(p for p in parts if p.isascii())
+
+    assert full_pinyin(text) == ascii_only(lazy_pinyin(text, style=Style.NORMAL))
+    assert initials(text) == ascii_only(lazy_pinyin(text, style=Style.FIRST_LETTER))
 
 
 @given(st.text())
