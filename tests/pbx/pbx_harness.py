@@ -34,8 +34,14 @@ AGENTS = [
 ]
 
 
-def pbx_test_settings(instance: str = "pytest", offset: int = 20000) -> Settings:
-    """An instance on its own ports, clear of a dev PBX on 5060/5038 (`make run`)."""
+def pbx_test_settings(instance: str | None = None, offset: int | None = None) -> Settings:
+    """An instance on its own ports, clear of a dev PBX on 5060/5038 (`make run`).
+
+    HOTLINE_TEST_PBX_INSTANCE and HOTLINE_TEST_PBX_OFFSET let two test runs share a machine.
+    """
+    instance = instance or os.environ.get("HOTLINE_TEST_PBX_INSTANCE", "pytest")
+    if offset is None:
+        offset = int(os.environ.get("HOTLINE_TEST_PBX_OFFSET", "20000"))
     return Settings().replace(
         pbx_instance=instance,
         sip_port=5060 + offset,
