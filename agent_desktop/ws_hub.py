@@ -1,0 +1,123 @@
+"""The WebSocket hub: each agent's open tabs, and a bounded outbox per tab.
+
+A tab that stops reading must not slow anyone else: messages to it go through its own
+queue, and when that queue is full the tab is closed (its browser reconnects and gets the
+current state back in the `hello`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+log = logging.getLogger(__name__)
+PROTOCOL_VERSION = 1
+OUTBOX_LIMIT = 256
+MAX_MESSAGE = 16 * 1024
+MAX_BAD_MESSAGES = 20
+ClientHandler = Callable[["Connection", dict[str, Any]], Awaitable[dict[str, Any] | None]]
+
+
+@dataclass(eq=False)
+class Connection:
+    user_id: int
+    ws: web.WebSocketResponse
+    outbox: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(OUTBOX_LIMIT))
+    bad_messages: int = 0
+
+    def offer(self, text: str) -> bool:
+        try:
+            self.outbox.put_nowait(text)
+            return True
+        except asyncio.QueueFull:
+            return False
+
+    async def pump(self) -> None:
+        while True:
+            text = await self.outbox.get()
+            await self.ws.send_str(text)
+
+
+def error(error_id: str, message: str) -> dict[str, Any]:
+    return {"v": PROTOCOL_VERSION, "type": "error", "error_id": error_id, "message": message}
+
+
+class WebSocketHub:
+    def __init__(self) -> None:
+        self.connections: dict[int, set[Connection]] = {}
+        self.handlers: dict[str, ClientHandler] = {}
+        self.on_connect: list[Callable[[Connection], Awaitable[list[dict[str, Any]]]]] = []
+
+    def count(self) -> int:
+        return sum(len(c) for c in self.connections.values())
+
+    async def send_to_user(self, user_id: int, message: dict[str, Any]) -> int:
+        text = json.dumps(message, ensure_ascii=False, default=str)
+        sent = 0
+        for conn in list(self.connections.get(user_id, ())):
+            if conn.offer(text):
+                sent += 1
+            else:
+                log.warning("ws: user %s tab is not reading; closing it", user_id)
+                await conn.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow")
+        return sent
+
+    async def broadcast(self, user_ids: set[int] | None, message: dict[str, Any]) -> None:
+        for user_id in list(self.connections if user_ids is None else user_ids):
+            await self.send_to_user(user_id, message)
+
+    async def serve(self, request: web.Request, user_id: int) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_MESSAGE)
+        await ws.prepare(request)
+        conn = Connection(user_id, ws)
+        self.connections.setdefault(user_id, set()).add(conn)
+        pump = asyncio.create_task(conn.pump(), name=f"ws-pump-{user_id}")
+        try:
+            for hook in self.on_connect:
+                for message in await hook(conn):
+                    conn.offer(json.dumps(message, ensure_ascii=False, default=str))
+            async for msg in ws:
+                if msg.type is not WSMsgType.TEXT:
+                    continue
+                reply = await self._dispatch(conn, msg.data)
+                if reply is not None:
+                    conn.offer(json.dumps(reply, ensure_ascii=False, default=str))
+                if conn.bad_messages > MAX_BAD_MESSAGES:
+                    await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"bad messages")
+        finally:
+            pump.cancel()
+            await asyncio.gather(pump, return_exceptions=True)
+            self.connections.get(user_id, set()).discard(conn)
+            if not self.connections.get(user_id):
+                self.connections.pop(user_id, None)
+        return ws
+
+    async def _dispatch(self, conn: Connection, data: str) -> dict[str, Any] | None:
+        try:
+            message = json.loads(data)
+        except ValueError:
+            conn.bad_messages += 1
+            return error("bad_json", "messages are JSON objects")
+        if not isinstance(message, dict) or message.get("v") != PROTOCOL_VERSION:
+            conn.bad_messages += 1
+            return error("bad_version", f"send objects with \"v\": {PROTOCOL_VERSION}")
+        handler = self.handlers.get(str(message.get("type")))
+        if handler is None:
+            conn.bad_messages += 1
+            return error("unknown_type", f"unknown message type {message.get('type')!r}")
+        try:
+            return await handler(conn, message)
+        except Exception:
+            log.exception("ws: handler for %s failed", message.get("type"))
+            return error("internal", "the server could not handle that message")
+
+    async def close_all(self) -> None:
+        for conns in list(self.connections.values()):
+            for conn in list(conns):
+                await conn.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")

@@ -1,0 +1,95 @@
+"""Live agent state per queue, kept from QueueMember* events and the QueueStatus resync."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+# Asterisk's AST_DEVICE_* codes as QueueMemberStatus reports them.
+DEVICE_STATES = {
+    "0": "unknown",
+    "1": "available",
+    "2": "busy",
+    "3": "busy",
+    "4": "invalid",
+    "5": "unavailable",
+    "6": "ringing",
+    "7": "ringing",
+    "8": "on_hold",
+}
+MEMBER_EVENTS = frozenset(
+    {
+        "QueueMemberStatus",
+        "QueueMemberPause",
+        "QueueMemberAdded",
+        "QueueMemberRemoved",
+        "QueueMember",
+    }
+)
+
+
+@dataclass
+class MemberState:
+    queue: str
+    interface: str
+    member_name: str
+    device: str
+    paused: bool
+    pause_reason: str
+    calls_taken: int
+    since: float  # when the state last changed (epoch)
+
+    @property
+    def state(self) -> str:
+        return "paused" if self.paused else self.device
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "state": self.state}
+
+
+class AgentStates:
+    def __init__(self) -> None:
+        self.members: dict[tuple[str, str, str], MemberState] = {}  # server, queue, interface
+
+    def apply(self, server: str, name: str, h: Mapping[str, str]) -> MemberState | None:
+        """Update from one event; return the member if its visible state changed."""
+        if name not in MEMBER_EVENTS:
+            return None
+        key = (server, h.get("Queue", ""), h.get("Interface") or h.get("Location", ""))
+        if name == "QueueMemberRemoved":
+            return self.members.pop(key, None)
+        old = self.members.get(key)
+        new = MemberState(
+            queue=key[1],
+            interface=key[2],
+            member_name=h.get("MemberName") or h.get("Name", ""),
+            device=DEVICE_STATES.get(h.get("Status", "0"), "unknown"),
+            paused=h.get("Paused") == "1",
+            pause_reason=h.get("PausedReason", ""),
+            calls_taken=int(h.get("CallsTaken", "0") or 0),
+            since=time.time(),
+        )
+        if old is not None and (old.device, old.paused, old.pause_reason) == (
+            new.device,
+            new.paused,
+            new.pause_reason,
+        ):
+            old.calls_taken = new.calls_taken
+            return None
+        self.members[key] = new
+        return new
+
+    def resync(self, server: str, queue_events: Iterable[Any]) -> None:
+        for key in [k for k in self.members if k[0] == server]:
+            del self.members[key]
+        for event in queue_events:
+            if event.name == "QueueMember":
+                self.apply(server, "QueueMember", event.headers)
+
+    def for_interface(self, interface: str) -> list[MemberState]:
+        return [m for (_, _, i), m in self.members.items() if i == interface]
+
+    def all(self) -> list[MemberState]:
+        return sorted(self.members.values(), key=lambda m: (m.queue, m.member_name))

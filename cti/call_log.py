@@ -1,0 +1,168 @@
+"""The call log: one row per call, written from the tracker's events.
+
+Writes go through one queue and one worker, in event order, off the pop's hot path: a slow
+disk delays the log, never a screen pop. Every write is idempotent (keyed by server and
+Linkedid), so a replayed or duplicated event cannot create a second row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, update
+
+from crm_core.db import Database
+from crm_core.lookup import NumberLookup
+from crm_core.phones import normalize
+from cti.call_events import (
+    AgentRinging,
+    CallAnswered,
+    CallEnded,
+    CallIdentified,
+    CallQueued,
+    CallStarted,
+    RecordingStarted,
+)
+from cti.directory import AgentDirectory
+from cti.models import Call
+
+log = logging.getLogger(__name__)
+
+
+def _when(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+class CallLogWriter:
+    def __init__(self, db: Database, directory: AgentDirectory, finder: NumberLookup) -> None:
+        self.db = db
+        self.directory = directory
+        self.finder = finder
+        self.queue: asyncio.Queue[object] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    def submit(self, event: object) -> None:
+        self.queue.put_nowait(event)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="call-log-writer")
+
+    async def stop(self) -> None:
+        await self.drain()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def drain(self) -> None:
+        await self.queue.join()
+
+    async def _run(self) -> None:
+        while True:
+            event = await self.queue.get()
+            try:
+                await self.write(event)
+            except Exception:
+                log.exception("call log: could not record %r", event)
+            finally:
+                self.queue.task_done()
+
+    async def write(self, event: object) -> None:
+        if isinstance(event, CallStarted):
+            await self._started(event)
+        elif isinstance(event, CallIdentified):
+            await self._set(event, customer_id=event.customer_id, business_key=event.business_key)
+        elif isinstance(event, CallQueued):
+            await self._set(event, queue=event.queue)
+        elif isinstance(event, AgentRinging):
+            await self._first_ring(event)
+        elif isinstance(event, CallAnswered):
+            await self._answered(event)
+        elif isinstance(event, RecordingStarted):
+            await self._set(event, recording_path=event.path)
+        elif isinstance(event, CallEnded):
+            await self._ended(event)
+
+    async def _customer_for(self, number: str) -> int | None:
+        candidates = await self.finder.find(number)
+        exact = {c.customer_id for c in candidates if c.match == "exact"}
+        return exact.pop() if len(exact) == 1 else None
+
+    async def _started(self, e: CallStarted) -> None:
+        phone = normalize(e.caller, home_area_code=self.db.settings.home_area_code)
+        customer_id = await self._customer_for(e.caller) if phone else None
+        values: dict[str, Any] = {
+            "direction": e.direction.value,
+            "number": e.caller[:60],
+            "number_e164": phone.e164 if phone else None,
+            "did": e.did or None,
+            "entered_at": _when(e.at),
+        }
+        async with self.db.transaction() as session:
+            row = (
+                await session.scalars(
+                    select(Call).where(Call.server == e.server, Call.linkedid == e.linkedid)
+                )
+            ).first()
+            if row is None and e.request_id:
+                row = (
+                    await session.scalars(select(Call).where(Call.request_id == e.request_id))
+                ).first()
+            if row is None:
+                row = Call(server=e.server, linkedid=e.linkedid, request_id=e.request_id)
+                session.add(row)
+            row.server, row.linkedid = e.server, e.linkedid
+            for key, value in values.items():
+                setattr(row, key, value)
+            row.customer_id = row.customer_id or customer_id
+
+    async def _set(self, e: Any, **values: Any) -> None:
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(Call)
+                .where(Call.server == e.server, Call.linkedid == e.linkedid)
+                .values(**values)
+            )
+
+    async def _first_ring(self, e: AgentRinging) -> None:
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(Call)
+                .where(
+                    Call.server == e.server, Call.linkedid == e.linkedid, Call.ringing_at.is_(None)
+                )
+                .values(ringing_at=_when(e.at), queue=e.queue)
+            )
+
+    async def _answered(self, e: CallAnswered) -> None:
+        agent = await self.directory.resolve(e.interface, e.member_name)
+        async with self.db.transaction() as session:
+            row = (
+                await session.scalars(
+                    select(Call).where(Call.server == e.server, Call.linkedid == e.linkedid)
+                )
+            ).first()
+            if row is None or row.answered_at is not None:
+                return
+            row.answered_at = _when(e.at)
+            row.agent_interface = e.interface
+            row.agent_id = agent.user_id if agent else row.agent_id
+            row.queue = e.queue or row.queue
+            row.wait_seconds = max(0.0, (row.answered_at - row.entered_at).total_seconds())
+
+    async def _ended(self, e: CallEnded) -> None:
+        async with self.db.transaction() as session:
+            row = (
+                await session.scalars(
+                    select(Call).where(Call.server == e.server, Call.linkedid == e.linkedid)
+                )
+            ).first()
+            if row is None or row.status == "ended":
+                return
+            row.ended_at, row.status, row.outcome = _when(e.at), "ended", e.outcome.value
+            if row.answered_at is not None:
+                row.talk_seconds = max(0.0, (row.ended_at - row.answered_at).total_seconds())
+            else:
+                row.wait_seconds = max(0.0, (row.ended_at - row.entered_at).total_seconds())

@@ -1,0 +1,181 @@
+"""Reading and finishing calls: wrap-up dispositions, unprocessed calls, the callback list."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.orm import aliased
+
+from crm_core.db import Database
+from crm_core.errors import HotlineError, NotFound, ValidationError
+from crm_core.models import Customer, User
+from crm_core.records import to_json
+from cti.models import Call
+
+DISPOSITIONS = (
+    "resolved",
+    "service_request",
+    "consultation",
+    "complaint",
+    "callback",
+    "wrong_number",
+    "other",
+)
+MAX_NOTE = 2000
+SHANGHAI = timedelta(hours=8)  # the hotline's day starts at 00:00 Beijing time
+
+
+class NotYourCall(HotlineError):
+    status = 403
+    error_id = "not_your_call"
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is asking: an agent sees their own calls, a supervisor their region's."""
+
+    user_id: int
+    role: str
+    region: str | None
+
+
+def start_of_today() -> datetime:
+    now = datetime.now(UTC) + SHANGHAI
+    return now.replace(hour=0, minute=0, second=0, microsecond=0) - SHANGHAI
+
+
+def call_row(call: Call) -> dict[str, Any]:
+    return {c.key: to_json(getattr(call, c.key)) for c in Call.__table__.columns}
+
+
+def _scoped(query: Select[Any], viewer: Viewer) -> Select[Any]:
+    if viewer.role == "admin":
+        return query
+    if viewer.role == "supervisor":
+        agents = select(User.id).where(User.region == viewer.region)
+        return query.where(or_(Call.agent_id.in_(agents), Call.agent_id.is_(None)))
+    return query.where(Call.agent_id == viewer.user_id)
+
+
+async def get_call(db: Database, viewer: Viewer, call_id: int) -> Call:
+    async with db.transaction() as session:
+        query = _scoped(select(Call).where(Call.id == call_id), viewer)
+        call: Call | None = (await session.scalars(query)).first()
+    if call is None:
+        raise NotFound(f"call {call_id} does not exist or is not yours", call_id=call_id)
+    return call
+
+
+async def set_disposition(
+    db: Database, viewer: Viewer, call_id: int, disposition: str, note: str
+) -> Call:
+    """Wrap-up. The call counts as processed once it has both a disposition and a note."""
+    if disposition not in DISPOSITIONS:
+        raise ValidationError(
+            f"disposition must be one of {', '.join(DISPOSITIONS)}", field="disposition"
+        )
+    note = (note or "").strip()
+    if len(note) > MAX_NOTE:
+        raise ValidationError(f"note is at most {MAX_NOTE} characters", field="note")
+    async with db.transaction() as session:
+        call = await session.get(Call, call_id)
+        if call is None:
+            raise NotFound(f"call {call_id} does not exist", call_id=call_id)
+        if viewer.role == "agent" and call.agent_id != viewer.user_id:
+            raise NotYourCall("only the agent who took the call can wrap it up")
+        call.disposition, call.note = disposition, note or None
+        call.processed_at = datetime.now(UTC) if note else None
+    return call
+
+
+async def my_unprocessed(db: Database, viewer: Viewer) -> list[dict[str, Any]]:
+    query = (
+        _scoped(select(Call), viewer)
+        .where(
+            Call.status == "ended",
+            Call.answered_at.is_not(None),
+            Call.processed_at.is_(None),
+            Call.entered_at >= start_of_today(),
+        )
+        .order_by(Call.entered_at)
+    )
+    async with db.transaction() as session:
+        return [call_row(c) for c in (await session.scalars(query)).all()]
+
+
+async def unprocessed_by_agent(db: Database, viewer: Viewer) -> list[dict[str, Any]]:
+    """The seed's "a leader sees at once whose calls of today are not handled"."""
+    query = (
+        select(User.id, User.username, User.display_name, func.count(Call.id).label("n"))
+        .join(Call, Call.agent_id == User.id)
+        .where(
+            Call.status == "ended",
+            Call.answered_at.is_not(None),
+            Call.processed_at.is_(None),
+            Call.entered_at >= start_of_today(),
+        )
+        .group_by(User.id, User.username, User.display_name)
+        .order_by(func.count(Call.id).desc())
+    )
+    if viewer.role == "supervisor":
+        query = query.where(User.region == viewer.region)
+    async with db.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return [
+        {
+            "user_id": r.id,
+            "username": r.username,
+            "display_name": r.display_name,
+            "unprocessed": r.n,
+        }
+        for r in rows
+    ]
+
+
+async def callback_list(db: Database, viewer: Viewer, days: int = 3) -> list[dict[str, Any]]:
+    """Missed and abandoned inbound calls nobody has called back or answered since."""
+    later = aliased(Call)
+    answered_since = (
+        select(later.id)
+        .where(
+            later.number_e164 == Call.number_e164,
+            later.entered_at > Call.entered_at,
+            later.answered_at.is_not(None),
+        )
+        .exists()
+    )
+    query = (
+        select(Call, Customer.name)
+        .outerjoin(Customer, Customer.id == Call.customer_id)
+        .where(
+            Call.direction == "inbound",
+            Call.outcome.in_(("missed", "abandoned")),
+            Call.callback_done_at.is_(None),
+            Call.number_e164.is_not(None),
+            Call.entered_at >= datetime.now(UTC) - timedelta(days=days),
+            ~answered_since,
+        )
+        .order_by(Call.entered_at.desc())
+        .limit(200)
+    )
+    if viewer.role == "supervisor":
+        query = query.where(
+            or_(
+                Call.agent_id.is_(None),
+                and_(Call.agent_id.in_(select(User.id).where(User.region == viewer.region))),
+            )
+        )
+    async with db.transaction() as session:
+        rows = (await session.execute(query)).all()
+    return [{**call_row(call), "customer_name": name} for call, name in rows]
+
+
+async def mark_called_back(db: Database, call_id: int) -> None:
+    async with db.transaction() as session:
+        call = await session.get(Call, call_id)
+        if call is None:
+            raise NotFound(f"call {call_id} does not exist", call_id=call_id)
+        call.callback_done_at = call.callback_done_at or datetime.now(UTC)
