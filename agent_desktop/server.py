@@ -8,6 +8,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy import text
@@ -29,6 +30,9 @@ class AppContext:
     settings: Settings
     db: Database
     bus: EventBus = field(default_factory=EventBus)
+    # What CTI asks other packages without importing them (see ivr_wiring.py):
+    # status_for, request_owner (the IVR), open_requests (the pop).
+    providers: dict[str, Any] = field(default_factory=dict)
 
 
 CONTEXT_KEY = web.AppKey("context", AppContext)
@@ -38,7 +42,31 @@ Feature = Callable[[web.Application, AppContext], None]
 
 def features() -> list[Feature]:
     """Every feature of the product, in the order they are set up. The one wiring point."""
-    return []
+    # Imported here: the features import this module (AppContext, CONTEXT_KEY).
+    from agent_desktop import (
+        auth,
+        cti_feature,
+        ivr_wiring,
+        pages,
+        pages_auth,
+        pages_customers,
+        pages_desktop,
+        sms_webhook,
+        ticketing_api,
+    )
+
+    # pages before auth: its HTML error pages wrap the authentication checks.
+    return [
+        pages.setup,
+        auth.setup,
+        pages_desktop.setup,
+        pages_customers.setup,
+        pages_auth.setup,
+        sms_webhook.setup,
+        ticketing_api.setup,
+        ivr_wiring.setup,
+        cti_feature.setup,
+    ]
 
 
 @web.middleware
@@ -68,17 +96,9 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "database": "ok"})
 
 
-LANDING = """<!doctype html><html lang="zh-CN"><meta charset="utf-8">
-<title>400 服务热线 · 呼叫中心</title>
-<body style="font-family:sans-serif;margin:3em">
-<h1>400 服务热线 · 呼叫中心</h1>
-<p>服务已启动。坐席工作台与班长监控墙正在建设中。</p>
-<p><a href="/healthz">系统状态</a></p>
-</body></html>"""
-
-
 async def landing(_request: web.Request) -> web.Response:
-    return web.Response(text=LANDING, content_type="text/html")
+    # The desktop is the home page; the auth middleware sends a visitor to /login first.
+    raise web.HTTPFound("/desktop")
 
 
 def build_app(db: Database, bus: EventBus | None = None) -> web.Application:

@@ -19,6 +19,22 @@ PROMPTS: dict[str, str] = {
     "please-hold": "座席正忙，请您稍候。",
     "survey": "请对本次服务进行评价。满意请按一，一般请按二，不满意请按三。",
     "thanks": "感谢您的评价，再见。",
+    # IVR self-service (cti/agi_handlers.py and the hotline-menu dialplan context)
+    "menu": "自助服务：确认身份请按一，查询服务单进度请按二，人工服务请稍候。",
+    "identify": "请输入车架号后六位数字，或服务单号，以井号键结束。",
+    "identify-retry": "没有找到对应的记录，请重新输入，以井号键结束。",
+    "identify-ok": "已确认您的身份，谢谢。",
+    "identify-failed": "抱歉，没有找到记录，正在为您转接人工服务。",
+    "status-need-id": "未能确认您的身份，请稍候由坐席为您查询。",
+    "status-none": "您目前没有未完成的服务单。",
+    "status-unavailable": "暂时无法查询服务单进度，请稍候由坐席为您解答。",
+    "status-open": "您有一张服务单正在处理中，坐席可为您详细说明。",
+    # Sentences a ticketing status_for() may return; each is played from its own prompt.
+    "status-received": "您的服务单已受理，正在处理中。",
+    "status-review": "您的服务单正在技术审核中。",
+    "status-dispatched": "您的服务单已派工，服务工程师将尽快与您联系。",
+    "status-parts": "您的服务单正在等待配件。",
+    "survey-score": "请为本次服务打分，非常满意请按五，非常不满意请按一。",
 }
 
 

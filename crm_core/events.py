@@ -56,3 +56,71 @@ class CustomersUnmerged:
     source_id: int
     target_id: int
     change_id: int
+
+
+# --- ticketing (issue 6) ---
+
+
+@dataclass(frozen=True)
+class TicketTransitioned:
+    """A service request, work order or follow-up changed state (already committed)."""
+
+    request_id: int
+    entity: str
+    entity_id: int
+    action: str
+    from_state: str | None
+    to_state: str
+    user_id: int | None
+
+
+@dataclass(frozen=True)
+class WorkOrderDispatched:
+    work_order_id: int
+    request_id: int
+    technician_id: int
+    office: str | None
+
+
+@dataclass(frozen=True)
+class FollowUpCreated:
+    follow_up_id: int
+    request_id: int
+    assignee_id: int
+
+
+@dataclass(frozen=True)
+class SlaBreached:
+    """An SLA target passed; desktops show a reminder, dispatch overdue escalates by SMS."""
+
+    kind: str
+    request_id: int
+    entity: str
+    entity_id: int
+    office: str | None
+    due_at: str
+
+
+# --- sms_gateway (issue 6) ---
+
+
+@dataclass(frozen=True)
+class SmsStatusChanged:
+    message_id: int
+    provider_sid: str
+    status: str
+    request_id: int | None
+
+
+# --- cti FastAGI (IVR) ---
+
+
+@dataclass(frozen=True)
+class SurveyAnswered:
+    """A caller's post-call satisfaction score (1 worst to 5 best), published by cti's FastAGI
+    survey handler. `linkedid` is the call key (the caller leg's Uniqueid)."""
+
+    linkedid: str
+    uniqueid: str
+    score: int
+    caller: str

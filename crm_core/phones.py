@@ -20,6 +20,7 @@ with a message saying what is wrong and what a valid number looks like.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -308,11 +309,46 @@ def normalize(raw: str | None, *, home_area_code: str = "0558", region: str = "C
     numbers in E.164 or with the ``00`` prefix, full-width digits and stray
     spaces/dashes/parentheses. Never raises.
     """
+    if isinstance(raw, str) and region == "CN":
+        fast = _fast_mobile(raw)
+        if fast is not None:
+            return fast
+    return _normalize_cached(raw, home_area_code, region)
+
+
+@functools.lru_cache(maxsize=16_384)
+def _normalize_cached(raw: str | None, home_area_code: str, region: str) -> Phone | None:
+    # Callers ring back and numbers repeat; parsing with phonenumbers costs ~70 µs.
     try:
         result = _parse(raw, home_area_code, region)
     except Exception:  # belt and braces: a caller id must never crash call handling
         return None
     return result if isinstance(result, Phone) else None
+
+
+_MOBILE_FAST_RE = re.compile(r"^(?:\+86|0086|86)?(1[3-9]\d{9})$")
+
+
+@functools.cache
+def _mobile_blocks() -> frozenset[str]:
+    """4-digit CN mobile prefixes that phonenumbers accepts whole (probed once, ~0.1 s).
+
+    Caller IDs arrive mostly as bare or +86 mobiles; for those, a prefix check gives the same
+    answer as a full parse (a test holds both to it) at a fraction of its cost."""
+    blocks = set()
+    for prefix in map(str, range(1300, 2000)):
+        samples = (prefix + "0000000", prefix + "5050505", prefix + "9999999")
+        parsed = [_parse_one(sample, "CN") for sample in samples]
+        if all(n is not None and _kind_of(n) == "mobile" for n in parsed):
+            blocks.add(prefix)
+    return frozenset(blocks)
+
+
+def _fast_mobile(raw: str) -> Phone | None:
+    match = _MOBILE_FAST_RE.match(raw)
+    if match is None or match[1][:4] not in _mobile_blocks():
+        return None
+    return Phone(e164="+86" + match[1], kind="mobile", digits=match[1])
 
 
 def parse_or_raise(raw: str | None, *, home_area_code: str = "0558", region: str = "CN") -> Phone:

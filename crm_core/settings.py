@@ -49,6 +49,8 @@ class Settings:
     hotline_number: str = "4008001234"
     pbx_root: str = "/var/cache/hotline/asterisk-root"
     pbx_mode: str = "test"
+    # More Asterisk boxes (about 300 channels each): name=user:secret@host:port, comma-separated.
+    ami_servers: str = ""
     log_level: str = "INFO"
     # PBX instance: several (dev, tests) share one pbx_root, each with its own ports and dirs.
     pbx_instance: str = "main"
@@ -58,6 +60,58 @@ class Settings:
     agent_phone_base_port: int = 5080
     # Production mode: agent phones register with a password derived from this secret.
     sip_secret: str = "hotline-local-dev-sip"  # noqa: S105
+    # --- Login and access (agent_desktop; see docs/security.md) ---
+    # A session ends after this long without a request, and in any case after session_max_hours.
+    session_idle_minutes: int = 120
+    session_max_hours: int = 12
+    # The seed (§5.5.4): three wrong passwords in a row lock the account for lockout_minutes.
+    lockout_failures: int = 3
+    lockout_minutes: int = 15
+    # Per-IP throttle: this many failed logins from one address within the window refuse it.
+    ip_throttle_failures: int = 10
+    ip_throttle_minutes: int = 15
+    # An address a user logged in from successfully within this many days is "known": a lock
+    # caused by failures from elsewhere does not block it.
+    known_ip_days: int = 30
+    # Comma-separated origins allowed for WebSocket handshakes and unsafe requests; empty means
+    # derived from http_host/http_port (see agent_desktop.auth.allowed_origins).
+    allowed_origins: str = ""
+    # Comma-separated proxy addresses/networks whose X-Forwarded-For is believed.
+    trusted_proxies: str = ""
+    # The seed's "IP lock" (§3.15): comma-separated addresses/networks; empty means any.
+    ip_allowlist: str = ""
+    ip_allowlist_agent: str = ""
+    ip_allowlist_supervisor: str = ""
+    ip_allowlist_technician: str = ""
+    ip_allowlist_admin: str = ""
+    # Roles that see customers' phone numbers in full; every other role sees them masked and
+    # may reveal one at a time, audited.
+    phone_unmasked_roles: str = ""
+    default_locale: str = "zh_CN"
+
+    # --- Ticketing and SMS (issue 6; see docs/sms.md, docs/ticketing.md) ---
+    # "local" keeps every SMS in the outbox, logs it and marks it delivered (development);
+    # "twilio" sends through Twilio with the credentials below.
+    sms_backend: str = "local"
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""
+    twilio_from: str = ""
+    twilio_messaging_service_sid: str = ""
+    # Empty means Twilio's own API; tests point it at a loopback fake.
+    twilio_api_base_url: str = ""
+    # The public URL Twilio calls (e.g. https://hotline.example.com); empty means rebuilt
+    # from X-Forwarded-Proto/X-Forwarded-Host, or from the request itself.
+    public_base_url: str = ""
+    sms_max_attempts: int = 8
+    follow_up_max_attempts: int = 3
+    follow_up_due_hours: int = 48
+    follow_up_retry_hours: int = 4
+    # Comma-separated usernames of the follow-up representatives; empty means every active
+    # user with role agent (in follow_up_office when that is set).
+    follow_up_pool: str = ""
+    follow_up_office: str = ""
+    dispatch_accept_minutes: int = 60
+    sla_check_seconds: int = 60
 
     @property
     def var_path(self) -> Path:
@@ -128,7 +182,46 @@ def _instance_name(value: str) -> str:
     return value
 
 
-_VALIDATORS: dict[str, Callable[[str], Any]] = {
+def _positive(value: int) -> int:
+    if value < 1:
+        raise ValueError("must be 1 or more")
+    return value
+
+
+def _networks(value: str) -> str:
+    import ipaddress
+
+    for item in (v.strip() for v in value.split(",")):
+        if item:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{item!r} is not an address or network, e.g. 10.0.0.0/8,192.168.1.20"
+                ) from None
+    return value
+
+
+def _origins(value: str) -> str:
+    for item in (v.strip() for v in value.split(",")):
+        if item and (
+            not item.startswith(("http://", "https://"))
+            or item.endswith("/")
+            or "/" in item.split("://", 1)[1]
+        ):
+            raise ValueError(f"{item!r} is not an origin like https://hotline.example.com:8443")
+    return value
+
+
+def _roles(value: str) -> str:
+    allowed = {"agent", "supervisor", "technician", "admin"}
+    for item in (v.strip() for v in value.split(",")):
+        if item and item not in allowed:
+            raise ValueError(f"{item!r} is not a role; roles are " + ", ".join(sorted(allowed)))
+    return value
+
+
+_VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "database_url": _database_url,
     "home_region": _region,
     "home_area_code": _area_code,
@@ -139,7 +232,42 @@ _VALIDATORS: dict[str, Callable[[str], Any]] = {
     "ami_username": _nonempty,
     "sip_secret": _nonempty,
     "pbx_instance": _instance_name,
+    "session_idle_minutes": _positive,
+    "session_max_hours": _positive,
+    "lockout_failures": _positive,
+    "lockout_minutes": _positive,
+    "ip_throttle_failures": _positive,
+    "ip_throttle_minutes": _positive,
+    "known_ip_days": _positive,
+    "allowed_origins": _origins,
+    "trusted_proxies": _networks,
+    "ip_allowlist": _networks,
+    "ip_allowlist_agent": _networks,
+    "ip_allowlist_supervisor": _networks,
+    "ip_allowlist_technician": _networks,
+    "ip_allowlist_admin": _networks,
+    "phone_unmasked_roles": _roles,
+    "default_locale": _choice("zh_CN", "en"),
 }
+
+
+def _at_least_one(value: int) -> int:
+    if value < 1:
+        raise ValueError("must be 1 or more")
+    return value
+
+
+_VALIDATORS.update(
+    {
+        "sms_backend": _choice("local", "twilio"),
+        "sms_max_attempts": _at_least_one,
+        "follow_up_max_attempts": _at_least_one,
+        "follow_up_due_hours": _at_least_one,
+        "follow_up_retry_hours": _at_least_one,
+        "dispatch_accept_minutes": _at_least_one,
+        "sla_check_seconds": _at_least_one,
+    }
+)
 
 
 def _convert(key: str, raw: Any, kind: type, source: str) -> Any:

@@ -87,7 +87,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_serve_answers_health_and_landing(settings: Settings, db: object) -> None:
+def test_serve_answers_health_and_sends_visitors_to_login(settings: Settings, db: object) -> None:
     port = free_port()
     env = {**os.environ, "DATABASE_URL": settings.database_url, "HOTLINE_HTTP_PORT": str(port)}
     server = subprocess.Popen(
@@ -108,14 +108,16 @@ def test_serve_answers_health_and_landing(settings: Settings, db: object) -> Non
                 assert server.poll() is None, server.stdout.read() if server.stdout else ""
                 assert time.monotonic() < deadline, "server did not answer within 30 s"
                 time.sleep(0.2)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
-            assert "400 服务热线" in r.read().decode()
+        page = urllib.request.Request(f"http://127.0.0.1:{port}/", headers={"Accept": "text/html"})
+        with urllib.request.urlopen(page, timeout=2) as r:
+            assert "/login" in r.url
+            assert "400" in r.read().decode()
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/nope", timeout=2)
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/nope", timeout=2)
         except urllib.error.HTTPError as exc:
-            assert exc.code == 404 and json.loads(exc.read())["error_id"] == "http_404"
+            assert exc.code == 401 and json.loads(exc.read())["error_id"] == "not_authenticated"
         else:
-            raise AssertionError("unknown path did not give 404")
+            raise AssertionError("an unauthenticated API call was not refused")
     finally:
         server.terminate()
         server.communicate(timeout=10)

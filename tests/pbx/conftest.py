@@ -41,7 +41,10 @@ def pbx_provisioned() -> None:
 
 @pytest.fixture(scope="session")
 def pbx(pbx_provisioned: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PbxUnderTest]:
-    instance = PbxUnderTest(pbx_test_settings(), tmp_path_factory.mktemp("pbx"))
+    settings = pbx_test_settings()
+    # SIPp media ports above this instance's RTP range: two test runs never collide.
+    Sipp._media_port = max(Sipp._media_port, settings.rtp_end_port + 100)
+    instance = PbxUnderTest(settings, tmp_path_factory.mktemp("pbx"))
     instance.stop()  # a leftover from an interrupted run
     instance.start()
     yield instance

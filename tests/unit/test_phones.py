@@ -372,3 +372,15 @@ def test_one_mobile_written_six_ways_has_one_canonical_form(digits: str) -> None
     assert phone.e164 == f"+86{digits}"
     assert phone.kind == "mobile"
     assert mask(phone.e164) == f"{digits[:3]}****{digits[-4:]}"
+
+
+@given(
+    st.integers(min_value=1300, max_value=1999),
+    st.integers(0, 9_999_999),
+    st.sampled_from(["", "+86", "0086", "86"]),
+)
+def test_fast_mobile_path_agrees_with_a_full_parse(prefix: int, rest: int, lead: str) -> None:
+    from crm_core.phones import _normalize_cached
+
+    raw = f"{lead}{prefix}{rest:07d}"
+    assert normalize(raw) == _normalize_cached(raw, "0558", "CN")

@@ -1,0 +1,77 @@
+"""Ticketing failures: one class per failure, each with an HTTP status and a stable error_id."""
+
+from __future__ import annotations
+
+from crm_core.errors import HotlineError, NotFound, ValidationError
+
+
+class IllegalTransition(HotlineError):
+    """An action that the current state does not allow. Nothing is changed."""
+
+    status = 409
+    error_id = "illegal_transition"
+
+
+class IllegalRequestTransition(IllegalTransition):
+    error_id = "illegal_service_request_transition"
+
+
+class IllegalWorkOrderTransition(IllegalTransition):
+    error_id = "illegal_work_order_transition"
+
+
+class IllegalFollowUpTransition(IllegalTransition):
+    error_id = "illegal_follow_up_transition"
+
+
+class ServiceRequestNotFound(NotFound):
+    error_id = "service_request_not_found"
+
+
+class WorkOrderNotFound(NotFound):
+    error_id = "work_order_not_found"
+
+
+class FollowUpNotFound(NotFound):
+    error_id = "follow_up_not_found"
+
+
+class ReasonRequired(ValidationError):
+    error_id = "reason_required"
+
+
+class InvalidScore(ValidationError):
+    error_id = "invalid_satisfaction_score"
+
+
+class NotYourWorkOrder(HotlineError):
+    """A technician acted on a work order assigned to someone else."""
+
+    status = 403
+    error_id = "not_your_work_order"
+
+
+class UnknownSender(HotlineError):
+    """An SMS command from a number that belongs to no technician."""
+
+    status = 403
+    error_id = "unknown_sms_sender"
+
+
+class WorkOrderAmbiguous(HotlineError):
+    """No order number given and the technician has zero or several open orders."""
+
+    status = 409
+    error_id = "work_order_ambiguous"
+
+
+class NotAllowed(HotlineError):
+    """The user's role or region does not allow this action on this object."""
+
+    status = 403
+    error_id = "ticketing_forbidden"
+
+
+class NoAssignee(HotlineError):
+    status = 409
+    error_id = "no_follow_up_representative"
