@@ -124,3 +124,23 @@ class SurveyAnswered:
     uniqueid: str
     score: int
     caller: str
+
+
+# --- cti call log -> recordings (and anyone indexing finished calls) ---
+@dataclass(frozen=True)
+class CallRecordingFinished:
+    """A recorded call has ended and its call-log row is final. `path` is as Asterisk wrote
+    it (inside the PBX root); MixMonitor may still be closing the file for a moment."""
+
+    call_id: int
+    server: str
+    linkedid: str
+    path: str
+    direction: str
+    customer_id: int | None
+    agent_id: int | None
+    queue: str | None
+    service_request_id: int | None
+    answered_at: str | None  # ISO 8601 UTC
+    ended_at: str
+    talk_seconds: float | None

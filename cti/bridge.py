@@ -44,7 +44,7 @@ class CtiBridge:
         self.pops = PopService(
             db, directory=self.directory, finder=self.finder, sink=sink, open_requests=open_requests
         )
-        self.call_log = CallLogWriter(db, self.directory, self.finder)
+        self.call_log = CallLogWriter(db, self.directory, self.finder, bus)
         self._pending: list[object] = []
         self.tracker = CallTracker(self._pending.append)
         self.agents = AgentStates()

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from crm_core.db import Database
+from crm_core.events import CallRecordingFinished, EventBus
 from crm_core.lookup import NumberLookup
 from crm_core.phones import normalize
 from cti.call_events import (
@@ -37,8 +38,15 @@ def _when(epoch: float) -> datetime:
 
 
 class CallLogWriter:
-    def __init__(self, db: Database, directory: AgentDirectory, finder: NumberLookup) -> None:
+    def __init__(
+        self,
+        db: Database,
+        directory: AgentDirectory,
+        finder: NumberLookup,
+        bus: EventBus | None = None,
+    ) -> None:
         self.db = db
+        self.bus = bus
         self.directory = directory
         self.finder = finder
         self.queue: asyncio.Queue[object] = asyncio.Queue()
@@ -166,3 +174,25 @@ class CallLogWriter:
                 row.talk_seconds = max(0.0, (row.ended_at - row.answered_at).total_seconds())
             else:
                 row.wait_seconds = max(0.0, (row.ended_at - row.entered_at).total_seconds())
+            finished = self._recording_finished(row)
+        if finished is not None and self.bus is not None:
+            await self.bus.publish(finished)
+
+    @staticmethod
+    def _recording_finished(row: Call) -> CallRecordingFinished | None:
+        if not row.recording_path or row.ended_at is None:
+            return None
+        return CallRecordingFinished(
+            call_id=row.id,
+            server=row.server,
+            linkedid=row.linkedid,
+            path=row.recording_path,
+            direction=row.direction,
+            customer_id=row.customer_id,
+            agent_id=row.agent_id,
+            queue=row.queue,
+            service_request_id=row.service_request_id,
+            answered_at=row.answered_at.isoformat() if row.answered_at else None,
+            ended_at=row.ended_at.isoformat(),
+            talk_seconds=row.talk_seconds,
+        )

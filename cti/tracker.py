@@ -102,6 +102,7 @@ class TrackedCall:
     transferred: bool = False
     request_id: str | None = None
     agent_interface: str | None = None  # outbound: the agent phone that placed the call
+    queued_at: float | None = None
 
     def move(self, target: CallState) -> None:
         if target not in ALLOWED[self.state]:
@@ -234,6 +235,7 @@ class CallTracker:
         if call is None or call.state not in (CallState.IN_IVR,):
             return
         call.queue = h.get("Queue") or call.queue
+        call.queued_at = _ts(h)
         call.move(CallState.QUEUED)
         self.emit(CallQueued(server, call.linkedid, call.queue or "", _ts(h)))
 

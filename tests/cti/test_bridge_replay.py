@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from crm_core.customers import CustomerService
 from crm_core.db import Database
-from crm_core.events import EventBus
+from crm_core.events import CallRecordingFinished, EventBus
 from crm_core.users import create_user
 from cti.bridge import CtiBridge
 from cti.models import Call, ScreenPop
@@ -45,9 +45,19 @@ async def world(db: Database) -> dict[str, Any]:
         {"name": "阜阳顺达物流有限公司", "code": "C1"}, ["13905581234"]
     )
     sink = RecordingSink()
-    bridge = CtiBridge(db, EventBus(), sink)
+    bus = EventBus()
+    finished: list[CallRecordingFinished] = []
+    bus.subscribe(CallRecordingFinished, finished.append)
+    bridge = CtiBridge(db, bus, sink)
     await bridge.start()
-    yield {"bridge": bridge, "sink": sink, "zhang": zhang.id, "li": li.id, "customer": customer.id}
+    yield {
+        "bridge": bridge,
+        "sink": sink,
+        "zhang": zhang.id,
+        "li": li.id,
+        "finished": finished,
+        "customer": customer.id,
+    }
     await bridge.stop()
 
 
@@ -85,6 +95,12 @@ async def test_answered_call_pops_the_ringing_agent_only(
     assert call.recording_path and call.recording_path.endswith(".wav")
     assert call.answered_at and call.ended_at and call.talk_seconds and call.talk_seconds > 0
     assert call.wait_seconds is not None and call.wait_seconds >= 0
+    (done,) = world["finished"]
+    assert (done.call_id, done.path, done.agent_id) == (
+        call.id,
+        call.recording_path,
+        world["zhang"],
+    )
 
 
 async def test_ringall_withdraws_the_loser(db: Database, world: dict[str, Any]) -> None:
