@@ -13,7 +13,7 @@ from agent_desktop.server import AppContext
 from agent_desktop.ws_hub import PROTOCOL_VERSION, Connection, WebSocketHub
 from asterisk_conf.prompts import PROMPTS
 from crm_core.errors import ValidationError
-from cti import call_queries
+from cti import call_queries, queue_membership
 from cti.agent_state import MemberState
 from cti.agi_handlers import build_agi_server
 from cti.ami_client import AmiClient, servers_from_settings
@@ -117,21 +117,27 @@ async def agent_state(request: web.Request) -> web.Response:
 async def pause(request: web.Request) -> web.Response:
     user = current_user(request)
     body = await _json(request)
-    if not user.phone_interface:
-        raise ValidationError("you have no phone extension to pause")
     reason = str(body.get("reason", ""))[:60]
     paused = bool(body.get("paused", True))
-    ami = request.app[AMI_KEY]
-    await ami.action(
-        request.app[BRIDGE_KEY].db.settings.pbx_instance,
-        {
-            "Action": "QueuePause",
-            "Interface": user.phone_interface,
-            "Paused": "true" if paused else "false",
-            "Reason": reason,
-        },
+    server = request.app[BRIDGE_KEY].db.settings.pbx_instance
+    await queue_membership.set_pause(
+        request.app[AMI_KEY], server, user.phone_interface, paused, reason
     )
     return web.json_response({"paused": paused, "reason": reason})
+
+
+async def queue_login(request: web.Request) -> web.Response:
+    user = current_user(request)
+    body = await _json(request)
+    server = request.app[BRIDGE_KEY].db.settings.pbx_instance
+    ami = request.app[AMI_KEY]
+    if body.get("action") == "login":
+        result = await queue_membership.login(ami, server, user.phone_interface, user.username)
+    elif body.get("action") == "logout":
+        result = await queue_membership.logout(ami, server, user.phone_interface)
+    else:
+        raise ValidationError("action must be login or logout", field="action")
+    return web.json_response({"queues": result})
 
 
 def setup(app: web.Application, ctx: AppContext) -> None:
@@ -221,3 +227,4 @@ def setup(app: web.Application, ctx: AppContext) -> None:
     app.router.add_post("/api/calls/{call_id}/called-back", called_back)
     app.router.add_get("/api/agent/state", agent_state)
     app.router.add_post("/api/agent/pause", pause)
+    app.router.add_post("/api/agent/queue", queue_login)

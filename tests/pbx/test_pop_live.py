@@ -6,13 +6,21 @@ import asyncio
 import os
 import signal
 import time
+import urllib.error
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from live_server import AgentBrowser, LiveServer, live_server, pops
-from pbx_harness import CALLER_MOBILE, PbxUnderTest, Sipp, place_call, start_phone
+from pbx_harness import (
+    CALLER_MOBILE,
+    PbxUnderTest,
+    Sipp,
+    place_call,
+    start_carrier_phone,
+    start_phone,
+)
 from sqlalchemy import select
 
 from asterisk_conf.process import read_pid
@@ -176,3 +184,61 @@ async def test_ivr_identified_caller_is_named_in_the_pop(
         assert pop["pop"]["customer_360"]["customer"]["name"] == "芜湖专用车运输有限公司"
     finally:
         await agent.close()
+
+
+def member_update(paused: bool) -> Any:
+    return lambda m: m.get("type") == "agent.state" and m["member"]["paused"] is paused
+
+
+async def test_queue_logout_and_login_are_pushed_to_the_desktop(
+    pbx: PbxUnderTest, server: LiveServer
+) -> None:
+    (agent,) = await browsers(server, "agent1002")
+    session = await asyncio.to_thread(server.login, "agent1002")
+    try:
+        out = await asyncio.to_thread(
+            server.post, "/api/agent/queue", session, {"action": "logout"}
+        )
+        assert set(out["queues"]) == {"hotline", "vip"}
+        paused = await agent.wait_for(member_update(True))
+        assert paused["member"]["pause_reason"] == "已签出"
+        await asyncio.to_thread(server.post, "/api/agent/queue", session, {"action": "login"})
+        await agent.wait_for(member_update(False))
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            await asyncio.to_thread(server.post, "/api/agent/queue", session, {"action": "nap"})
+        assert refused.value.code == 422
+        refused.value.close()
+    finally:
+        await agent.close()
+
+
+async def test_click_to_dial_rings_the_agent_then_the_customer_once(
+    pbx: PbxUnderTest,
+    server: LiveServer,
+    crm: dict[str, Any],
+    sipp_processes: list[Sipp],
+    tmp_path: Path,
+) -> None:
+    sipp_processes.append(start_phone(pbx, "1001", 1000, tmp_path))
+    sipp_processes.append(start_carrier_phone(pbx, tmp_path, answer_after_ms=1000))
+    session = await asyncio.to_thread(server.login, "agent1001")
+    body = {
+        "number": CALLER_MOBILE,
+        "request_id": "dial-test-0001",
+        "customer_id": crm["customer"].id,
+    }
+    first = await asyncio.to_thread(server.post, "/api/dial", session, body)
+    again = await asyncio.to_thread(server.post, "/api/dial", session, body)  # a double click
+    assert first["new"] is True and again["new"] is False
+    assert again["call_id"] == first["call_id"]
+    rows = await calls_in(crm["db"], 1, timeout=60)
+    assert len(rows) == 1
+    call = rows[0]
+    assert (call.direction, call.request_id, call.customer_id) == (
+        "outbound",
+        "dial-test-0001",
+        crm["customer"].id,
+    )
+    assert (
+        call.answered_at is not None and call.linkedid and not call.linkedid.startswith("pending")
+    )
