@@ -212,11 +212,15 @@ def setup(app: web.Application, ctx: AppContext) -> None:
                 exc.strerror,
             )
         yield
-        await hub.close_all()
         await agi.stop()
         await ami.stop()
         await bridge.stop()
 
+    async def close_sockets(_app: web.Application) -> None:
+        # Before aiohttp waits for handlers to finish: open sockets would hold it 60 s.
+        await hub.close_all()
+
+    app.on_shutdown.append(close_sockets)
     app.cleanup_ctx.append(lifecycle)
     app.router.add_get("/ws", websocket)
     app.router.add_post("/api/dial", dial)

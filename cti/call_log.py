@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.db import Database
 from crm_core.events import CallRecordingFinished, EventBus
@@ -31,6 +32,7 @@ from cti.directory import AgentDirectory
 from cti.models import Call
 
 log = logging.getLogger(__name__)
+MAX_BATCH = 500
 
 
 def _when(epoch: float) -> datetime:
@@ -69,36 +71,66 @@ class CallLogWriter:
 
     async def _run(self) -> None:
         while True:
-            event = await self.queue.get()
+            batch = [await self.queue.get()]
+            while not self.queue.empty() and len(batch) < MAX_BATCH:
+                batch.append(self.queue.get_nowait())
             try:
-                await self.write(event)
+                await self._write_batch(batch)
             except Exception:
-                log.exception("call log: could not record %r", event)
+                log.exception("call log: batch of %d failed; retrying one by one", len(batch))
+                for event in batch:
+                    await self._write_alone(event)
             finally:
-                self.queue.task_done()
+                for _ in batch:
+                    self.queue.task_done()
+
+    async def _write_batch(self, batch: list[object]) -> None:
+        # One transaction for everything queued: at 50 calls/s, a commit per event would
+        # keep the event loop busy enough to delay pops.
+        finished: list[CallRecordingFinished] = []
+        async with self.db.transaction() as session:
+            for event in batch:
+                done = await self.apply(session, event)
+                if done is not None:
+                    finished.append(done)
+        for event in finished:
+            if self.bus is not None:
+                await self.bus.publish(event)
+
+    async def _write_alone(self, event: object) -> None:
+        try:
+            await self._write_batch([event])
+        except Exception:
+            log.exception("call log: could not record %r", event)
 
     async def write(self, event: object) -> None:
+        await self._write_batch([event])
+
+    async def apply(self, session: AsyncSession, event: object) -> CallRecordingFinished | None:
         if isinstance(event, CallStarted):
-            await self._started(event)
+            await self._started(session, event)
         elif isinstance(event, CallIdentified):
-            await self._set(event, customer_id=event.customer_id, business_key=event.business_key)
+            await self._set(
+                session, event, customer_id=event.customer_id, business_key=event.business_key
+            )
         elif isinstance(event, CallQueued):
-            await self._set(event, queue=event.queue)
+            await self._set(session, event, queue=event.queue)
         elif isinstance(event, AgentRinging):
-            await self._first_ring(event)
+            await self._first_ring(session, event)
         elif isinstance(event, CallAnswered):
-            await self._answered(event)
+            await self._answered(session, event)
         elif isinstance(event, RecordingStarted):
-            await self._set(event, recording_path=event.path)
+            await self._set(session, event, recording_path=event.path)
         elif isinstance(event, CallEnded):
-            await self._ended(event)
+            return await self._ended(session, event)
+        return None
 
     async def _customer_for(self, number: str) -> int | None:
         candidates = await self.finder.find(number)
         exact = {c.customer_id for c in candidates if c.match == "exact"}
         return exact.pop() if len(exact) == 1 else None
 
-    async def _started(self, e: CallStarted) -> None:
+    async def _started(self, session: AsyncSession, e: CallStarted) -> None:
         phone = normalize(e.caller, home_area_code=self.db.settings.home_area_code)
         customer_id = await self._customer_for(e.caller) if phone else None
         values: dict[str, Any] = {
@@ -108,75 +140,61 @@ class CallLogWriter:
             "did": e.did or None,
             "entered_at": _when(e.at),
         }
-        async with self.db.transaction() as session:
-            row = (
-                await session.scalars(
-                    select(Call).where(Call.server == e.server, Call.linkedid == e.linkedid)
-                )
-            ).first()
-            if row is None and e.request_id:
-                row = (
-                    await session.scalars(select(Call).where(Call.request_id == e.request_id))
-                ).first()
-            if row is None:
-                row = Call(server=e.server, linkedid=e.linkedid, request_id=e.request_id)
-                session.add(row)
-            row.server, row.linkedid = e.server, e.linkedid
-            for key, value in values.items():
-                setattr(row, key, value)
-            row.customer_id = row.customer_id or customer_id
+        row = await self._row(session, e.server, e.linkedid)
+        if row is None and e.request_id:
+            query = select(Call).where(Call.request_id == e.request_id)
+            row = (await session.scalars(query)).first()
+        if row is None:
+            row = Call(server=e.server, linkedid=e.linkedid, request_id=e.request_id)
+            session.add(row)
+        row.server, row.linkedid = e.server, e.linkedid
+        for key, value in values.items():
+            setattr(row, key, value)
+        row.customer_id = row.customer_id or customer_id
+        await session.flush()
 
-    async def _set(self, e: Any, **values: Any) -> None:
-        async with self.db.transaction() as session:
-            await session.execute(
-                update(Call)
-                .where(Call.server == e.server, Call.linkedid == e.linkedid)
-                .values(**values)
-            )
+    @staticmethod
+    async def _row(session: AsyncSession, server: str, linkedid: str) -> Call | None:
+        query = select(Call).where(Call.server == server, Call.linkedid == linkedid)
+        row: Call | None = (await session.scalars(query)).first()
+        return row
 
-    async def _first_ring(self, e: AgentRinging) -> None:
-        async with self.db.transaction() as session:
-            await session.execute(
-                update(Call)
-                .where(
-                    Call.server == e.server, Call.linkedid == e.linkedid, Call.ringing_at.is_(None)
-                )
-                .values(ringing_at=_when(e.at), queue=e.queue)
-            )
+    async def _set(self, session: AsyncSession, e: Any, **values: Any) -> None:
+        await session.execute(
+            update(Call)
+            .where(Call.server == e.server, Call.linkedid == e.linkedid)
+            .values(**values)
+        )
 
-    async def _answered(self, e: CallAnswered) -> None:
+    async def _first_ring(self, session: AsyncSession, e: AgentRinging) -> None:
+        await session.execute(
+            update(Call)
+            .where(Call.server == e.server, Call.linkedid == e.linkedid, Call.ringing_at.is_(None))
+            .values(ringing_at=_when(e.at), queue=e.queue)
+        )
+
+    async def _answered(self, session: AsyncSession, e: CallAnswered) -> None:
         agent = await self.directory.resolve(e.interface, e.member_name)
-        async with self.db.transaction() as session:
-            row = (
-                await session.scalars(
-                    select(Call).where(Call.server == e.server, Call.linkedid == e.linkedid)
-                )
-            ).first()
-            if row is None or row.answered_at is not None:
-                return
-            row.answered_at = _when(e.at)
-            row.agent_interface = e.interface
-            row.agent_id = agent.user_id if agent else row.agent_id
-            row.queue = e.queue or row.queue
-            row.wait_seconds = max(0.0, (row.answered_at - row.entered_at).total_seconds())
+        row = await self._row(session, e.server, e.linkedid)
+        if row is None or row.answered_at is not None:
+            return
+        row.answered_at = _when(e.at)
+        row.agent_interface = e.interface
+        row.agent_id = agent.user_id if agent else row.agent_id
+        row.queue = e.queue or row.queue
+        row.wait_seconds = max(0.0, (row.answered_at - row.entered_at).total_seconds())
 
-    async def _ended(self, e: CallEnded) -> None:
-        async with self.db.transaction() as session:
-            row = (
-                await session.scalars(
-                    select(Call).where(Call.server == e.server, Call.linkedid == e.linkedid)
-                )
-            ).first()
-            if row is None or row.status == "ended":
-                return
-            row.ended_at, row.status, row.outcome = _when(e.at), "ended", e.outcome.value
-            if row.answered_at is not None:
-                row.talk_seconds = max(0.0, (row.ended_at - row.answered_at).total_seconds())
-            else:
-                row.wait_seconds = max(0.0, (row.ended_at - row.entered_at).total_seconds())
-            finished = self._recording_finished(row)
-        if finished is not None and self.bus is not None:
-            await self.bus.publish(finished)
+    async def _ended(self, session: AsyncSession, e: CallEnded) -> CallRecordingFinished | None:
+        row = await self._row(session, e.server, e.linkedid)
+        if row is None or row.status == "ended":
+            return None
+        row.ended_at, row.status, row.outcome = _when(e.at), "ended", e.outcome.value
+        if row.answered_at is not None:
+            row.talk_seconds = max(0.0, (row.ended_at - row.answered_at).total_seconds())
+        else:
+            row.wait_seconds = max(0.0, (row.ended_at - row.entered_at).total_seconds())
+        await session.flush()
+        return self._recording_finished(row)
 
     @staticmethod
     def _recording_finished(row: Call) -> CallRecordingFinished | None:

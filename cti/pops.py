@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.customer360 import customer_360
 from crm_core.db import Database
@@ -34,7 +35,6 @@ from cti.models import Call, ScreenPop
 
 log = logging.getLogger(__name__)
 PROTOCOL_VERSION = 1
-PAYLOAD_WAIT = 0.25  # seconds a ring may wait for a 360 still being built, then pops without
 RECENT_CALLS = 5
 MAX_REMEMBERED = 50_000
 Extra = Callable[[int], Awaitable[list[dict[str, Any]]]]
@@ -170,16 +170,24 @@ class PopService:
         if context is not None:
             context.task = asyncio.create_task(self.build(context.caller, e.customer_id))
 
-    async def _payload(self, context: CallContext | None, caller: str) -> dict[str, Any]:
+    @staticmethod
+    def _payload(context: CallContext | None, caller: str) -> dict[str, Any]:
+        """The 360 if it is ready; never wait for it. A wait here would hold up every event
+        behind this one (events are handled in order), so an unready 360 goes out as
+        `pending` and follows in a second message."""
         if context is None:
             return {"match": "unknown", "number": caller}
-        try:
-            return await asyncio.wait_for(asyncio.shield(context.task), PAYLOAD_WAIT)
-        except TimeoutError:
+        task = context.task
+        if not task.done():
             return {"match": "pending", "number": caller}
-        except Exception:
-            log.exception("pop: customer 360 failed for %s", caller)
+        if task.cancelled() or task.exception() is not None:
+            log.error(
+                "pop: customer 360 failed for %s: %r",
+                caller,
+                None if task.cancelled() else task.exception(),
+            )
             return {"match": "unknown", "number": caller}
+        return task.result()
 
     async def on_ringing(self, e: AgentRinging) -> None:
         agent = await self.directory.resolve(e.interface, e.member_name)
@@ -197,7 +205,7 @@ class PopService:
             e.caller,
             e.queue,
             e.at,
-            await self._payload(context, e.caller),
+            self._payload(context, e.caller),
         )
         if context is not None:
             context.pops[e.ring_id] = pop
@@ -279,48 +287,53 @@ class PopService:
     # -- persistence worker ---------------------------------------------------------------
     async def run_writer(self) -> None:
         while True:
-            kind, data = await self.writes.get()
+            batch = [await self.writes.get()]
+            while not self.writes.empty() and len(batch) < 500:
+                batch.append(self.writes.get_nowait())
             try:
-                await self._write(kind, data)
+                async with self.db.transaction() as session:
+                    for kind, data in batch:
+                        await self._write(session, kind, data)
             except Exception:
-                log.exception("pop: could not store %s", kind)
+                log.exception("pop: could not store %d pop change(s)", len(batch))
             finally:
-                self.writes.task_done()
+                for _ in batch:
+                    self.writes.task_done()
 
-    async def _write(self, kind: str, data: dict[str, Any]) -> None:
-        async with self.db.transaction() as session:
-            if kind == "receipt":
-                column = "delivered_at" if data["stage"] == "delivered" else "displayed_at"
-                await session.execute(
-                    update(ScreenPop)
-                    .where(
-                        ScreenPop.id == data["pop_id"],
-                        ScreenPop.agent_id == data["user_id"],
-                        getattr(ScreenPop, column).is_(None),
-                    )
-                    .values({column: data["at"]})
+    async def _write(self, session: AsyncSession, kind: str, data: dict[str, Any]) -> None:
+        if kind == "receipt":
+            column = "delivered_at" if data["stage"] == "delivered" else "displayed_at"
+            await session.execute(
+                update(ScreenPop)
+                .where(
+                    ScreenPop.id == data["pop_id"],
+                    ScreenPop.agent_id == data["user_id"],
+                    getattr(ScreenPop, column).is_(None),
                 )
-                return
-            pop: Pop = data["pop"]
-            if kind == "insert":
-                session.add(
-                    ScreenPop(
-                        id=pop.id,
-                        server=pop.server,
-                        linkedid=pop.linkedid,
-                        ring_id=pop.ring_id,
-                        agent_id=pop.user_id,
-                        state=pop.state,
-                        payload=pop.message()["pop"],
-                    )
+                .values({column: data["at"]})
+            )
+            return
+        pop: Pop = data["pop"]
+        if kind == "insert":
+            session.add(
+                ScreenPop(
+                    id=pop.id,
+                    server=pop.server,
+                    linkedid=pop.linkedid,
+                    ring_id=pop.ring_id,
+                    agent_id=pop.user_id,
+                    state=pop.state,
+                    payload=pop.message()["pop"],
                 )
-            else:
-                closed = datetime.now(UTC) if pop.state in ("withdrawn", "ended") else None
-                await session.execute(
-                    update(ScreenPop)
-                    .where(ScreenPop.id == pop.id)
-                    .values(state=pop.state, closed_at=closed)
-                )
+            )
+            await session.flush()
+        else:
+            closed = datetime.now(UTC) if pop.state in ("withdrawn", "ended") else None
+            await session.execute(
+                update(ScreenPop)
+                .where(ScreenPop.id == pop.id)
+                .values(state=pop.state, closed_at=closed)
+            )
 
     async def drain(self) -> None:
         await self.writes.join()

@@ -72,6 +72,11 @@ async def browsers(server: LiveServer, *names: str) -> list[AgentBrowser]:
     return opened
 
 
+def ready_pop(message: dict[str, Any]) -> bool:
+    """A pop with its customer 360 (a `pending` one is followed by the full one)."""
+    return message.get("type") == "pop" and message["pop"].get("match") != "pending"
+
+
 def pop_update(state: str) -> Any:
     return lambda m: m.get("type") == "pop.update" and m.get("state") == state
 
@@ -101,14 +106,14 @@ async def test_ringing_agents_are_popped_and_the_loser_withdrawn(
     try:
         sipp_processes.append(place_call(pbx, tmp_path, caller=CALLER_MOBILE, hold_ms=25000))
 
-        pop = await first.wait_for(lambda m: m.get("type") == "pop")
+        pop = await first.wait_for(ready_pop)
         assert pop["pop"]["state"] == "ringing"
         assert pop["pop"]["customer_360"]["customer"]["name"] == "阜阳顺达物流有限公司"
         connected = await first.wait_for(pop_update("connected"))
         assert connected["pop_id"] == pop["pop"]["id"]
         assert pop["_at"] < connected["_at"] - 1.0  # it was there while the phone rang
 
-        other = await second.wait_for(lambda m: m.get("type") == "pop")
+        other = await second.wait_for(ready_pop)
         assert other["pop"]["customer_360"]["customer"]["name"] == "阜阳顺达物流有限公司"
         withdrawn = await second.wait_for(pop_update("withdrawn"))
         assert withdrawn["pop_id"] == other["pop"]["id"]
