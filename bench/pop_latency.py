@@ -303,7 +303,7 @@ async def bare_relay(rate: float, seconds: float, agents: int) -> list[float]:
 
 
 async def main(args: argparse.Namespace) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
     schema.prepare()
     workdir = Path(args.workdir)
