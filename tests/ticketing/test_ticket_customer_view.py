@@ -1,0 +1,40 @@
+"""What the pop and the IVR learn about a customer's requests (ticketing.customer_view and
+its wiring in agent_desktop.ivr_wiring)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from ticket_world import make_world
+
+from agent_desktop.ivr_wiring import setup as wire_ivr
+from agent_desktop.server import AppContext
+from asterisk_conf.prompts import PROMPTS
+from crm_core.db import Database
+from ticketing import customer_view
+from ticketing.journal import Actor
+from ticketing.requests import ServiceRequestService
+
+
+async def test_open_requests_and_the_spoken_status(db: Database) -> None:
+    world = await make_world(db)
+    ctx = AppContext(db.settings, db)
+    wire_ivr(web.Application(), ctx)
+    status_for = ctx.providers["status_for"]
+    assert await customer_view.open_requests(db, world.customer_id) == []
+    assert await status_for(world.customer_id) is None
+
+    created = await ServiceRequestService(world.ctx).create(
+        {
+            "customer_id": world.customer_id,
+            "vehicle_id": world.vehicle_id,
+            "category": "repair",
+            "description": "刹车异响",
+        },
+        Actor.user(world.agent),
+    )
+    (listed,) = await customer_view.open_requests(db, world.customer_id)
+    assert (listed["id"], listed["category"]) == (created.id, "repair")
+    assert await status_for(world.customer_id) == PROMPTS["status-received"]
+    assert created.number is not None
+    assert await ctx.providers["request_owner"](created.number) == world.customer_id
+    assert await ctx.providers["request_owner"]("no-such-number") is None
