@@ -13,7 +13,7 @@ from crm_core.settings import Settings, SettingsError, load_settings
 
 def build_parser() -> argparse.ArgumentParser:
     # Imported here so `hotline --help` stays fast and a broken optional part names itself.
-    from agent_desktop import cli_commands
+    from agent_desktop import cli_commands, cli_demo
     from asterisk_conf import cli as pbx_cli
 
     parser = argparse.ArgumentParser(prog="hotline", description="400 hotline call center")
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     cli_commands.register(commands)
     pbx_cli.register(commands)
+    cli_demo.register(commands)
     return parser
 
 

@@ -46,26 +46,33 @@ def features() -> list[Feature]:
     from agent_desktop import (
         auth,
         cti_feature,
+        desktop_api,
         ivr_wiring,
         pages,
         pages_auth,
         pages_customers,
         pages_desktop,
+        pages_tickets,
+        recordings_api,
         sms_webhook,
         ticketing_api,
+        wallboard_feature,
     )
 
     # pages before auth: its HTML error pages wrap the authentication checks.
     return [
         pages.setup,
         auth.setup,
+        recordings_api.setup,
         pages_desktop.setup,
         pages_customers.setup,
         pages_auth.setup,
         sms_webhook.setup,
         ticketing_api.setup,
+        pages_tickets.setup,
         ivr_wiring.setup,
         cti_feature.setup,
+        desktop_api.setup, wallboard_feature.setup,  # after cti_feature: they use its bridge
     ]
 
 

@@ -126,8 +126,10 @@ class Customer(Base):
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     blocked: Mapped[bool] = mapped_column(Boolean, default=False)
     # A merged-away customer stays as a tombstone pointing at the survivor, so the merge
-    # can be undone and old links (recordings, history) still resolve.
-    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    # can be undone and old links (recordings, history) still resolve. Deliberately not
+    # indexed: without statistics SQLite would drive the caller lookup from "all customers
+    # not merged" (a million rows) instead of from the phone-number index (0002).
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -296,6 +296,12 @@ async def _create_indexes(db: Database, indexes: list[Index]) -> None:
         await conn.run_sync(create)
 
 
+async def _analyze(db: Database) -> None:
+    """Fresh statistics after a bulk load, so the planner picks the number index."""
+    async with db.engine.begin() as conn:
+        await conn.execute(text("ANALYZE"))
+
+
 async def seed_customers(
     db: Database, count: int, seed: int = 1, on_progress: Callable[[int], None] | None = None
 ) -> SeedResult:
@@ -324,6 +330,7 @@ async def seed_customers(
             on_progress(len(batch.customers))
     if dropped:
         await _create_indexes(db, dropped)
+    await _analyze(db)
     await _fix_sequences(db)
     seconds = (datetime.now(UTC) - started).total_seconds()
     return SeedResult(seconds=seconds, **totals)

@@ -113,6 +113,16 @@ class Settings:
     dispatch_accept_minutes: int = 60
     sla_check_seconds: int = 60
 
+    # --- Recordings (issue 7; see docs/recordings.md) ---
+    # Host path of the PBX's MixMonitor spool, re-scanned at start-up; empty means the
+    # composition root derives it from pbx_root and pbx_instance.
+    recordings_spool_dir: str = ""
+    # Days a recording is kept; 0 keeps it for ever. Per queue: "hotline=180,vip=730".
+    recordings_retention_days: int = 0
+    recordings_retention_by_queue: str = ""
+    # A paused recording resumes on its own after this long (the agent is warned first).
+    recordings_pause_auto_resume_seconds: int = 60
+
     @property
     def var_path(self) -> Path:
         return Path(self.var_dir)
@@ -266,6 +276,24 @@ _VALIDATORS.update(
         "follow_up_retry_hours": _at_least_one,
         "dispatch_accept_minutes": _at_least_one,
         "sla_check_seconds": _at_least_one,
+    }
+)
+
+
+def _queue_days(value: str) -> str:
+    for item in (v.strip() for v in value.split(",")):
+        if not item:
+            continue
+        queue, _, days = item.partition("=")
+        if not queue.strip() or not days.strip().isdigit():
+            raise ValueError(f"{item!r} is not queue=days, e.g. hotline=180,vip=730")
+    return value
+
+
+_VALIDATORS.update(
+    {
+        "recordings_retention_by_queue": _queue_days,
+        "recordings_pause_auto_resume_seconds": _at_least_one,
     }
 )
 

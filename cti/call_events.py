@@ -102,3 +102,6 @@ class CallEnded:
     outcome: Outcome
     at: float
     reason: str = ""
+    # When the agent left (AgentComplete): talk time stops there, not when the caller hangs
+    # up after the post-call survey.
+    talk_end: float | None = None

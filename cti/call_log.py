@@ -190,7 +190,8 @@ class CallLogWriter:
             return None
         row.ended_at, row.status, row.outcome = _when(e.at), "ended", e.outcome.value
         if row.answered_at is not None:
-            row.talk_seconds = max(0.0, (row.ended_at - row.answered_at).total_seconds())
+            talk_end = _when(e.talk_end) if e.talk_end else row.ended_at
+            row.talk_seconds = max(0.0, (talk_end - row.answered_at).total_seconds())
         else:
             row.wait_seconds = max(0.0, (row.ended_at - row.entered_at).total_seconds())
         await session.flush()

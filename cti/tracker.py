@@ -103,6 +103,7 @@ class TrackedCall:
     request_id: str | None = None
     agent_interface: str | None = None  # outbound: the agent phone that placed the call
     queued_at: float | None = None
+    agent_left_at: float | None = None
 
     def move(self, target: CallState) -> None:
         if target not in ALLOWED[self.state]:
@@ -142,6 +143,7 @@ class CallTracker:
             "DialEnd": self._dial_end,
             "AgentRingNoAnswer": self._ring_no_answer,
             "AgentConnect": self._agent_connect,
+            "AgentComplete": self._agent_complete,
             "QueueCallerAbandon": self._abandon,
             "BlindTransfer": self._transfer,
             "AttendedTransfer": self._transfer,
@@ -340,6 +342,11 @@ class CallTracker:
         for other in call.active_rings():
             self._withdraw(call, other, "answered-elsewhere", at)
 
+    def _agent_complete(self, server: str, h: Mapping[str, str]) -> None:
+        call = self._live(server, h)
+        if call is not None and call.agent_left_at is None:
+            call.agent_left_at = _ts(h)
+
     def _abandon(self, server: str, h: Mapping[str, str]) -> None:
         call = self._live(server, h)
         if call is None:
@@ -383,7 +390,7 @@ class CallTracker:
             self._withdraw(call, ring, "call-ended", at)
         call.move(CallState.ENDED)
         call.outcome = outcome
-        self.emit(CallEnded(call.server, call.linkedid, outcome, at, reason))
+        self.emit(CallEnded(call.server, call.linkedid, outcome, at, reason, call.agent_left_at))
 
     def resync(self, server: str, live_linkedids: set[str], at: float | None = None) -> list[str]:
         """After a (re)connect: end every call the PBX no longer has. AMI has no replay, so

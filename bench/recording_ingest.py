@@ -1,0 +1,120 @@
+"""Recording ingest benchmark: ingest MB/s against a plain `cp` of the same files on the
+same disk in the same run (the ratio is the figure), and Opus transcode speed × real time.
+
+    .venv/bin/python bench/recording_ingest.py [--files 40] [--seconds 120]
+
+Files are 8 kHz 16-bit mono WAVs like MixMonitor's, with speech-like noise. Ingest here is
+the full pipeline without the transcode: header check, sha256, duration, RMS, peaks, the
+move into the dated layout and the database row (a throw-away SQLite). The settle wait
+(a deliberate pause to be sure MixMonitor has closed the file) is set to 0: it is latency,
+not throughput. Files are in the page cache for both sides. Prints figures only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from agent_desktop import schema  # noqa: E402
+from crm_core import migrate  # noqa: E402
+from crm_core.db import Database  # noqa: E402
+from crm_core.settings import Settings  # noqa: E402
+from recordings.ingest import RecordingIngest  # noqa: E402
+from recordings.meta import CallMeta  # noqa: E402
+from recordings.storage import Storage  # noqa: E402
+from recordings.transcode import to_opus  # noqa: E402
+
+RATE = 8000
+
+
+def make_files(folder: Path, count: int, seconds: float) -> list[Path]:
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(7)
+    samples = (rng.normal(0, 3000, int(seconds * RATE))).clip(-32000, 32000).astype("<i2")
+    paths = []
+    for number in range(count):
+        path = folder / f"20261125-0100{number:02d}-in-17955{number:05d}.0.wav"
+        with wave.open(str(path), "wb") as wav:
+            wav.setnchannels(1)
+            wav.setsampwidth(2)
+            wav.setframerate(RATE)
+            wav.writeframes(samples.tobytes())
+        paths.append(path)
+    return paths
+
+
+def time_cp(files: list[Path], target: Path) -> float:
+    target.mkdir()
+    started = time.perf_counter()
+    subprocess.run(["cp", *map(str, files), str(target)], check=True)
+    return time.perf_counter() - started
+
+
+async def time_ingest(files: list[Path], work: Path) -> float:
+    schema.prepare()
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{work / 'bench.db'}")
+    await asyncio.to_thread(migrate.upgrade, settings)
+    db = Database.open(settings)
+    ingest = RecordingIngest(
+        db, Storage(work / "store"), settle_seconds=0, poll_seconds=0, transcode=False
+    )
+    started = time.perf_counter()
+    for path in files:
+        row = await ingest.ingest(CallMeta(source=path, server="main", from_call_log=True))
+        assert row is not None and row.state == "complete", row and row.error
+    elapsed = time.perf_counter() - started
+    await db.close()
+    return elapsed
+
+
+def time_transcode(files: list[Path], work: Path, seconds: float) -> tuple[float, float]:
+    started = time.perf_counter()
+    for path in files:
+        final = work / (path.stem + ".opus")
+        to_opus(path, work / (path.stem + ".part"), final)
+    elapsed = time.perf_counter() - started
+    return elapsed, seconds * len(files) / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--files", type=int, default=40)
+    parser.add_argument("--seconds", type=float, default=120.0)
+    parser.add_argument("--transcode-files", type=int, default=4)
+    args = parser.parse_args()
+    (ROOT / "var" / "bench").mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="rec-ingest-", dir=ROOT / "var" / "bench"))
+    try:
+        for_cp = make_files(work / "spool-cp", args.files, args.seconds)
+        (work / "spool-ingest").mkdir()
+        for_ingest = [Path(shutil.copy(p, work / "spool-ingest" / p.name)) for p in for_cp]
+        megabytes = sum(p.stat().st_size for p in for_cp) / 1e6
+        cp_seconds = time_cp(for_cp, work / "cp-target")
+        ingest_seconds = asyncio.run(time_ingest(for_ingest, work))
+        cp_rate, ingest_rate = megabytes / cp_seconds, megabytes / ingest_seconds
+        print(f"files: {args.files} × {args.seconds:.0f} s = {megabytes:.1f} MB")
+        print(f"cp:      {cp_seconds:.3f} s  {cp_rate:8.1f} MB/s")
+        print(f"ingest:  {ingest_seconds:.3f} s  {ingest_rate:8.1f} MB/s  (no transcode)")
+        print(f"ratio ingest/cp: {ingest_rate / cp_rate:.2f}")
+        sample = for_cp[: args.transcode_files]
+        elapsed, speed = time_transcode(sample, work, args.seconds)
+        print(f"transcode to Opus: {len(sample)} × {args.seconds:.0f} s in {elapsed:.2f} s = "
+              f"{speed:.0f}× real time")  # fmt: skip
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

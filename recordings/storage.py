@@ -1,0 +1,91 @@
+"""Managed storage: a dated layout under settings.recordings_dir, moves that never lose a
+file, a quarantine for broken ones, and the Opus streaming copy.
+
+A move is a rename on the same filesystem; across filesystems it is copy, fsync, rename into
+place, and only then the source is removed. A full disk leaves the source where it was and
+removes only our own half-written temporary file.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import uuid
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+
+from recordings.errors import DiskFull
+
+QUARANTINE = "quarantine"
+
+
+def dated_name(ended_at: datetime, source_name: str) -> str:
+    """recordings_dir-relative path: YYYY/MM/DD/<file name as Asterisk wrote it>."""
+    return str(PurePosixPath(ended_at.strftime("%Y/%m/%d")) / source_name)
+
+
+def _is_disk_full(exc: OSError) -> bool:
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+class Storage:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, relative: str) -> Path:
+        resolved = (self.root / relative).resolve()
+        if not resolved.is_relative_to(self.root.resolve()):
+            raise ValueError(f"{relative!r} is outside the recordings directory")
+        return resolved
+
+    def quarantine_name(self, source_name: str) -> str:
+        return str(PurePosixPath(QUARANTINE) / source_name)
+
+    def move_in(self, source: Path, relative: str) -> Path:
+        """Blocking. Idempotent: a target already in place (a crash after the move) is kept."""
+        target = self.path(relative)
+        if not source.exists() and target.exists():
+            return target
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.replace(source, target)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                self._copy_across(source, target)
+                source.unlink()
+        except OSError as exc:
+            if _is_disk_full(exc):
+                raise DiskFull(f"no room in {self.root} for {source.name}: {exc}") from exc
+            raise
+        return target
+
+    def _copy_across(self, source: Path, target: Path) -> None:
+        temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
+        try:
+            with source.open("rb") as reader, temporary.open("wb") as writer:
+                shutil.copyfileobj(reader, writer, 1 << 20)
+                writer.flush()
+                os.fsync(writer.fileno())
+            os.replace(temporary, target)
+        finally:
+            temporary.unlink(missing_ok=True)
+
+    def write_beside(self, relative: str, suffix: str) -> tuple[Path, Path]:
+        """(temporary, final) paths for a derived file such as the Opus copy."""
+        final = self.path(relative).with_suffix(suffix)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        return final.with_name(f".{final.name}.{uuid.uuid4().hex}.part"), final
+
+    def relative(self, path: Path) -> str:
+        return str(PurePosixPath(path.resolve().relative_to(self.root.resolve()).as_posix()))
+
+    def delete(self, relative: str | None) -> bool:
+        if not relative:
+            return False
+        target = self.path(relative)
+        existed = target.exists()
+        target.unlink(missing_ok=True)
+        return existed

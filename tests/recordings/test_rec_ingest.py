@@ -1,0 +1,164 @@
+"""Ingest of MixMonitor files: facts, managed storage, idempotency, quarantine, full disk,
+and the start-up spool re-scan."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+from pathlib import Path
+
+import pytest
+from rec_audio import open_header, truncate, write_wav
+from sqlalchemy import func, select
+
+from crm_core.db import Database
+from crm_core.events import CallRecordingFinished, EventBus
+from crm_core.settings import Settings
+from recordings.errors import DiskFull
+from recordings.ingest import RecordingIngest
+from recordings.meta import CallMeta
+from recordings.models import Recording
+from recordings.storage import Storage
+
+NAME = "20261125-005344-in-1795568024.0.wav"
+
+
+def make_ingest(db: Database, settings: Settings, **kw: object) -> RecordingIngest:
+    storage = Storage(Path(settings.recordings_dir))
+    options: dict[str, object] = {"settle_seconds": 0.2, "poll_seconds": 0.05}
+    options.update(kw)
+    return RecordingIngest(db, storage, **options)  # type: ignore[arg-type]
+
+
+def event(path: str, talk: float = 3.0) -> CallRecordingFinished:
+    return CallRecordingFinished(
+        call_id=7, server="main", linkedid="1795568024.0", path=path, direction="inbound",
+        customer_id=None, agent_id=None, queue="hotline", service_request_id=None,
+        answered_at="2026-11-25T00:53:45+00:00", ended_at="2026-11-25T00:53:49+00:00",
+        talk_seconds=talk,
+    )  # fmt: skip
+
+
+async def rows(db: Database) -> list[Recording]:
+    async with db.transaction() as session:
+        return list((await session.scalars(select(Recording).order_by(Recording.id))).all())
+
+
+async def test_event_ingests_once_with_facts_and_opus(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    spool = tmp_path / "root" / "spool"
+    write_wav(spool / NAME, seconds=3.0)
+    bus = EventBus()
+    ingest = make_ingest(db, settings)
+    bus.subscribe(
+        CallRecordingFinished, ingest.subscriber(lambda p: tmp_path / "root" / p.lstrip("/"))
+    )
+    ingest.start()
+    try:
+        await bus.publish(event("/spool/" + NAME))
+        await bus.publish(event("/spool/" + NAME))  # a duplicate event: still one recording
+        await asyncio.wait_for(ingest.drain(), 60)
+    finally:
+        await ingest.stop()
+    (row,) = await rows(db)
+    assert row.state == "complete" and row.error is None
+    assert row.wav_path == "2026/11/25/" + NAME
+    assert abs((row.duration_seconds or 0) - 3.0) < 0.01
+    assert (row.rms or 0) > 5000 and row.peaks and max(row.peaks) > 7000
+    assert row.sha256 and len(row.sha256) == 64 and row.queue == "hotline" and row.call_id == 7
+    managed = Path(settings.recordings_dir) / row.wav_path
+    assert managed.is_file() and not (spool / NAME).exists()
+    assert row.opus_path and (Path(settings.recordings_dir) / row.opus_path).stat().st_size > 0
+
+
+async def test_truncated_wav_is_quarantined_and_never_complete(
+    db: Database, settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = truncate(write_wav(tmp_path / NAME, seconds=2.0), 10_000)
+    ingest = make_ingest(db, settings)
+    with caplog.at_level(logging.ERROR):
+        row = await ingest.ingest(CallMeta(source=path, server="main", from_call_log=True))
+    assert row is not None and row.state == "quarantined" and "truncated" in (row.error or "")
+    assert (Path(settings.recordings_dir) / "quarantine" / NAME).is_file()
+    assert not path.exists()
+    assert any("ALERT recording quarantined" in r.message for r in caplog.records)
+    again = await ingest.ingest(CallMeta(source=path, server="main", from_call_log=True))
+    assert again is not None and again.state == "quarantined"
+    assert len(await rows(db)) == 1
+
+
+async def test_corrupt_file_and_dead_writer_are_quarantined(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    garbage = tmp_path / "20261125-000000-in-1.0.wav"
+    garbage.write_bytes(b"this is not audio" * 100)
+    dead = open_header(write_wav(tmp_path / "20261125-000000-in-2.0.wav", seconds=1.0))
+    ingest = make_ingest(db, settings, finish_timeout=0.5)
+    first = await ingest.ingest(CallMeta(source=garbage, server="main", from_call_log=True))
+    second = await ingest.ingest(CallMeta(source=dead, server="main", from_call_log=True))
+    assert first is not None and first.state == "quarantined" and "corrupt" in (first.error or "")
+    assert second is not None and second.state == "quarantined" and "open" in (second.error or "")
+
+
+async def test_file_still_being_written_is_left_alone_by_the_rescan(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    open_header(write_wav(tmp_path / "spool" / NAME, seconds=1.0))  # fresh mtime: live call
+    ingest = make_ingest(db, settings)
+    assert await ingest.rescan(tmp_path / "spool", "main") == 0
+    (row,) = await rows(db)
+    assert row.state == "pending" and (tmp_path / "spool" / NAME).exists()
+
+
+async def test_restart_with_files_in_the_spool_ingests_each_exactly_once(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    names = [f"20261125-01000{i}-in-17955680{i}.0.wav" for i in range(3)]
+    for name in names:
+        write_wav(spool / name, seconds=1.0)
+    looked_up: list[Path] = []
+
+    async def find_call(path: Path) -> CallMeta | None:
+        looked_up.append(path)
+        return CallMeta(source=path, server="main", agent_id=None, queue="vip", from_call_log=True)
+
+    first_run = make_ingest(db, settings, transcode=False)
+    second_run = make_ingest(db, settings, transcode=False)  # the next start-up
+    done = await asyncio.gather(
+        first_run.rescan(spool, "main", find_call), second_run.rescan(spool, "main", find_call)
+    )
+    assert sum(done) >= 3
+    assert await make_ingest(db, settings).rescan(spool, "main", find_call) == 0
+    found = await rows(db)
+    assert sorted(Path(r.source_path).name for r in found) == names
+    assert all(r.state == "complete" and r.queue == "vip" for r in found)
+    assert list(spool.iterdir()) == []
+    async with db.transaction() as session:
+        assert await session.scalar(select(func.count()).select_from(Recording)) == 3
+
+
+async def test_full_disk_is_reported_retried_and_deletes_nothing(
+    db: Database, settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    source = write_wav(tmp_path / "spool" / NAME, seconds=1.0)
+    before = source.read_bytes()
+    ingest = make_ingest(db, settings, transcode=False)
+    real_move = Storage.move_in
+
+    def full(self: Storage, path: Path, relative: str) -> Path:
+        raise DiskFull(f"no room: {OSError(errno.ENOSPC, 'No space left on device')}")
+
+    monkeypatch.setattr(Storage, "move_in", full)
+    with caplog.at_level(logging.ERROR):
+        row = await ingest.ingest(CallMeta(source=source, server="main", from_call_log=True))
+    assert row is not None and row.state == "pending" and "disk full" in (row.error or "")
+    assert row.attempts == 1 and source.read_bytes() == before
+    assert any("disk full" in r.message for r in caplog.records)
+    monkeypatch.setattr(Storage, "move_in", real_move)
+    assert await ingest.retry_pending() == 1
+    (row,) = await rows(db)
+    assert row.state == "complete" and not source.exists()
