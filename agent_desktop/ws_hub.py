@@ -53,6 +53,7 @@ class WebSocketHub:
         self.connections: dict[int, set[Connection]] = {}
         self.handlers: dict[str, ClientHandler] = {}
         self.on_connect: list[Callable[[Connection], Awaitable[list[dict[str, Any]]]]] = []
+        self._closing: set[asyncio.Task[bool]] = set()
 
     def count(self) -> int:
         return sum(len(c) for c in self.connections.values())
@@ -65,8 +66,17 @@ class WebSocketHub:
                 sent += 1
             else:
                 log.warning("ws: user %s tab is not reading; closing it", user_id)
-                await conn.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow")
+                self._drop(conn)
         return sent
+
+    def _drop(self, conn: Connection) -> None:
+        """Close a stuck tab in the background: a polite close waits on the very peer that
+        stopped reading, and must not hold up the fan-out to everyone else."""
+        self.connections.get(conn.user_id, set()).discard(conn)
+        task = asyncio.create_task(
+            conn.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow"))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def broadcast(self, user_ids: set[int] | None, message: dict[str, Any]) -> None:
         for user_id in list(self.connections if user_ids is None else user_ids):

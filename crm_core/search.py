@@ -186,8 +186,10 @@ async def search(db: Database, query: str, limit: int = LIMIT) -> list[SearchHit
     async with db.connect() as conn:
         hits: list[SearchHit] = []
         if PLATE.match(text.upper()):
+            # A plate (皖K12345) is not a name: the name branch's substring scan would read
+            # every customer for nothing.
             hits += await _by_vehicle_or_code(conn, text, limit)
-        if HAN.search(text):
+        elif HAN.search(text):
             hits += await _by_name(conn, text, limit)
         elif text.isascii() and text.isalpha():
             hits += await _by_letters(conn, text, limit)
