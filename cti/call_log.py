@@ -114,7 +114,7 @@ class CallLogWriter:
                 session, event, customer_id=event.customer_id, business_key=event.business_key
             )
         elif isinstance(event, CallQueued):
-            await self._set(session, event, queue=event.queue)
+            await self._set(session, event, queue=event.queue, queued_at=_when(event.at))
         elif isinstance(event, AgentRinging):
             await self._first_ring(session, event)
         elif isinstance(event, CallAnswered):
@@ -182,7 +182,8 @@ class CallLogWriter:
         row.agent_interface = e.interface
         row.agent_id = agent.user_id if agent else row.agent_id
         row.queue = e.queue or row.queue
-        row.wait_seconds = max(0.0, (row.answered_at - row.entered_at).total_seconds())
+        waited_from = row.queued_at or row.entered_at
+        row.wait_seconds = max(0.0, (row.answered_at - waited_from).total_seconds())
 
     async def _ended(self, session: AsyncSession, e: CallEnded) -> CallRecordingFinished | None:
         row = await self._row(session, e.server, e.linkedid)
@@ -193,7 +194,8 @@ class CallLogWriter:
             talk_end = _when(e.talk_end) if e.talk_end else row.ended_at
             row.talk_seconds = max(0.0, (talk_end - row.answered_at).total_seconds())
         else:
-            row.wait_seconds = max(0.0, (row.ended_at - row.entered_at).total_seconds())
+            waited_from = row.queued_at or row.entered_at
+            row.wait_seconds = max(0.0, (row.ended_at - waited_from).total_seconds())
         await session.flush()
         return self._recording_finished(row)
 

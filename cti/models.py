@@ -32,9 +32,11 @@ class Call(Base):
     service_request_id: Mapped[int | None] = mapped_column()
     business_key: Mapped[str | None] = mapped_column(String(60))
     entered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # cti_0002
     ringing_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # In the queue (from queue entry; the greeting and IVR before it are not waiting).
     wait_seconds: Mapped[float | None] = mapped_column(Float)
     talk_seconds: Mapped[float | None] = mapped_column(Float)
     status: Mapped[str] = mapped_column(String(12), default="in_progress")

@@ -99,7 +99,9 @@ async def test_answered_call_pops_the_ringing_agent_only(
     )
     assert call.recording_path and call.recording_path.endswith(".wav")
     assert call.answered_at and call.ended_at and call.talk_seconds and call.talk_seconds > 0
-    assert call.wait_seconds is not None and call.wait_seconds >= 0
+    # Waiting counts from queue entry (6.5 s after the call entered: greeting + IVR).
+    assert call.queued_at is not None and call.wait_seconds is not None
+    assert 0 < call.wait_seconds < 3
     (done,) = world["finished"]
     assert (done.call_id, done.path, done.agent_id) == (
         call.id,
