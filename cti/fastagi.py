@@ -81,9 +81,16 @@ class FastAgiServer:
             return
         if self._on_start is not None:
             await self._on_start()
-        self._server = await asyncio.start_server(
-            self._on_connection, self.host, self.port, limit=STREAM_LIMIT
-        )
+        try:
+            self._server = await asyncio.start_server(
+                self._on_connection, self.host, self.port, limit=STREAM_LIMIT
+            )
+        except OSError:
+            # Port taken: undo on_start (it opened the caller-lookup connection), or that
+            # connection would leak, since stop() does nothing for a server never started.
+            if self._on_stop is not None:
+                await self._on_stop()
+            raise
         log.info("FastAGI listening on %s:%s", self.host, self.bound_port)
 
     async def stop(self, grace: float = 2.0) -> None:

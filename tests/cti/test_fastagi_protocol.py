@@ -392,3 +392,27 @@ async def test_helpers_refuse_arguments_that_would_break_the_line() -> None:
     with pytest.raises(ValueError):
         await session.get_data("hotline/x", 0, 6)
     assert isinstance(AgiTimeout("x"), AgiError)
+
+
+async def test_a_taken_port_releases_what_start_opened() -> None:
+    """start() on a busy port must undo on_start, or its resources leak."""
+    from cti.fastagi import FastAgiServer
+
+    events: list[str] = []
+
+    async def opened() -> None:
+        events.append("start")
+
+    async def closed() -> None:
+        events.append("stop")
+
+    blocker = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = blocker.sockets[0].getsockname()[1]
+    server = FastAgiServer("127.0.0.1", port, {}, on_start=opened, on_stop=closed)
+    try:
+        with pytest.raises(OSError):
+            await server.start()
+    finally:
+        blocker.close()
+        await blocker.wait_closed()
+    assert events == ["start", "stop"]
