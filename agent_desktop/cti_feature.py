@@ -199,8 +199,23 @@ def setup(app: web.Application, ctx: AppContext) -> None:
     )
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
+        # Nested try/finally: a start-up failure half-way still stops what had started
+        # (the bridge holds the caller-lookup connection).
         await bridge.start()
-        await ami.start()
+        try:
+            await ami.start()
+            try:
+                await _start_agi()
+                yield
+            finally:
+                try:
+                    await agi.stop()
+                finally:
+                    await ami.stop()
+        finally:
+            await bridge.stop()
+
+    async def _start_agi() -> None:
         try:
             await agi.start()
         except OSError as exc:
@@ -211,10 +226,6 @@ def setup(app: web.Application, ctx: AppContext) -> None:
                 ctx.settings.fastagi_port,
                 exc.strerror,
             )
-        yield
-        await agi.stop()
-        await ami.stop()
-        await bridge.stop()
 
     async def close_sockets(_app: web.Application) -> None:
         # Before aiohttp waits for handlers to finish: open sockets would hold it 60 s.

@@ -7,7 +7,8 @@
 - GET /api/calls/by-linkedid/{linkedid}: the call row of a pop (scoped like call_queries).
 - POST /api/calls/{call_id}/customer {customer_id | null}: link the call to the chosen
   candidate, or unlink it ("a different caller").
-- GET /api/desktop/reminders: callbacks due, follow-ups due, contacts' birthdays this month.
+- GET /api/desktop/reminders: callbacks due, follow-ups due, contacts' birthdays this month,
+  and the SLA breaches still standing that concern the user (sla_reminders.py).
 
 Writes carry CSRF (auth middleware); object checks answer 404 and are audited (access.py).
 """
@@ -20,9 +21,11 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import extract, false, select
 
+from agent_desktop import sla_reminders
 from agent_desktop.access import can_see_customer, customer_for, customer_scope, refuse
 from agent_desktop.audit import audit
 from agent_desktop.auth import current_user, require_roles
+from agent_desktop.cti_feature import HUB_KEY
 from agent_desktop.ipaccess import client_ip
 from agent_desktop.server import CONTEXT_KEY, AppContext
 from agent_desktop.sessions import SessionUser
@@ -236,6 +239,7 @@ async def reminders(request: web.Request) -> web.Response:
             ],
             "follow_ups": follow_ups[:50],
             "birthdays": await _birthdays(ctx, user),
+            "sla": await sla_reminders.reminders_for(ctx.db, user),
         }
     )
 
@@ -246,3 +250,4 @@ def setup(app: web.Application, ctx: AppContext) -> None:
     app.router.add_get("/api/calls/by-linkedid/{linkedid}", call_by_linkedid)
     app.router.add_post(r"/api/calls/{call_id:\d+}/customer", link_customer)
     app.router.add_get("/api/desktop/reminders", reminders)
+    sla_reminders.subscribe(ctx.bus, ctx.db, app[HUB_KEY])

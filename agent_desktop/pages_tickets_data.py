@@ -6,7 +6,6 @@ Only `agent_desktop` may join ticketing, CTI and SMS rows, so the joins live her
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -17,13 +16,11 @@ from sqlalchemy import or_, select
 
 from crm_core.db import Database
 from crm_core.models import Customer, PhoneNumber, User, Vehicle
-from crm_core.phones import mask, normalize
+from crm_core.phones import mask, mask_in_text, normalize
 from cti.models import Call
 from sms_gateway.models import SmsInbound, SmsMessage
 from ticketing.models import FollowUp, ServiceRequest, Transition, WorkOrder
 
-# A phone number inside free text (the work-order SMS carries the customer's number).
-NUMBER_IN_TEXT = re.compile(r"(?<![\d+])\+?\d[\d-]{6,}\d(?!\d)")
 # Route names a recordings feature may register; the timeline links the first one present.
 RECORDING_ROUTES = ("recording_stream", "recording")
 
@@ -124,7 +121,7 @@ async def timeline(
     shown = (lambda n: n) if full_numbers else mask
 
     def text(body: str) -> str:
-        return body if full_numbers else NUMBER_IN_TEXT.sub(lambda m: mask(m.group()), body)
+        return body if full_numbers else mask_in_text(body)
 
     async with db.transaction() as s:
         row = await s.get(ServiceRequest, request_id)

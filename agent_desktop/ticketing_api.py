@@ -21,12 +21,14 @@ from typing import Any
 
 from aiohttp import web
 
+from agent_desktop.access import sees_full_numbers
 from agent_desktop.auth import current_user, require_roles
 from agent_desktop.server import CONTEXT_KEY, AppContext
 from agent_desktop.sessions import SessionUser
 from agent_desktop.sms_webhook import Ticketing, ticketing_for
 from crm_core.errors import ValidationError
 from crm_core.events import SurveyAnswered
+from crm_core.phones import mask, mask_in_text
 from sms_gateway.outbox import messages_for_request
 from ticketing import queries
 from ticketing.errors import NotAllowed
@@ -112,11 +114,18 @@ async def view_request(request: web.Request) -> web.Response:
     detail = await queries.request_detail(db, request_id)
     async with db.transaction() as session:
         sms = await messages_for_request(session, request_id)
+    # The work-order SMS carries the customer's number and actors can be "sms:+86…": the
+    # same masking as the pages for roles that do not see full numbers.
+    full = sees_full_numbers(_ctx(request).settings, current_user(request))
+    shown = (lambda text: text) if full else mask_in_text
+    for record in detail["transitions"]:
+        record["actor"] = shown(record["actor"] or "") or record["actor"]
+        record["reason"] = shown(record["reason"] or "") or record["reason"]
     detail["sms"] = [
         {
             "id": m.id,
-            "to": m.to,
-            "body": m.body,
+            "to": m.to if full else mask(m.to),
+            "body": shown(m.body),
             "state": m.state,
             "status": m.provider_status,
             "created_at": m.created_at.isoformat(),

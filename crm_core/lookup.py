@@ -163,20 +163,30 @@ class NumberLookup:
         self._pool: asyncpg.Pool | None = None
 
     async def open(self) -> NumberLookup:
+        """Idempotent: a second open keeps the first connection rather than orphaning it."""
+        if self._sqlite is not None or self._pool is not None:
+            return self
         path = sqlite_path(self.settings.database_url)
         if path is not None:
-            self._sqlite = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True)
-            await self._sqlite.execute("PRAGMA busy_timeout=5000")
+            connection = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                await connection.execute("PRAGMA busy_timeout=5000")
+            except BaseException:
+                await connection.close()
+                raise
+            self._sqlite = connection
         else:
             url = self.settings.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
             self._pool = await asyncpg.create_pool(url, min_size=1, max_size=4, reset=_keep_state)
         return self
 
     async def close(self) -> None:
-        if self._sqlite is not None:
-            await self._sqlite.close()
-        if self._pool is not None:
-            await self._pool.close()
+        connection, self._sqlite = self._sqlite, None
+        pool, self._pool = self._pool, None
+        if connection is not None:
+            await connection.close()
+        if pool is not None:
+            await pool.close()
 
     async def __aenter__(self) -> NumberLookup:
         return await self.open()

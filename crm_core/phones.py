@@ -364,6 +364,15 @@ def parse_or_raise(raw: str | None, *, home_area_code: str = "0558", region: str
     raise InvalidPhoneNumber(f"{message}; {_EXAMPLES}", raw=raw, reason=result)
 
 
+# A phone number inside free text (an SMS body, an actor such as "sms:+86…").
+NUMBER_IN_TEXT = re.compile(r"(?<![\d+])\+?\d[\d-]{6,}\d(?!\d)")
+
+
+def mask_in_text(text: str) -> str:
+    """Every phone-number-looking run of digits in free text, masked like ``mask``."""
+    return NUMBER_IN_TEXT.sub(lambda m: mask(m.group()), text)
+
+
 def mask(phone_display_or_e164: str) -> str:
     """Hide the middle digits for display to people who must not see the full number.
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from crm_core.db import Database
 from crm_core.events import EventBus, SurveyAnswered
@@ -91,7 +91,7 @@ class IvrHandlers:
         # A status sentence is played from the prompt recorded with exactly that text.
         self._prompt_by_text = {t: f"hotline/{n}" for n, t in (prompt_texts or {}).items()}
         self.budget = budget
-        self._background: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Future[Any]] = set()
 
     def routes(self) -> dict[str, AgiHandler]:
         return {
@@ -102,16 +102,30 @@ class IvrHandlers:
         }
 
     async def _within_budget(self, what: str, work: Awaitable[T], uniqueid: str) -> T | None:
-        """The work's result, or None when the CRM is slower than the budget or fails."""
-        try:
-            async with asyncio.timeout(self.budget):
-                return await work
-        except TimeoutError:
+        """The work's result, or None when the CRM is slower than the budget or fails.
+
+        Late work is left to finish in the background, never cancelled: a database call cut
+        off mid-connect or mid-query strands its pooled connection (it surfaced as unclosed
+        aiosqlite connections on a loaded machine). `drain()` waits for it at shutdown."""
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._forget)
+        done, _pending = await asyncio.wait({task}, timeout=self.budget)
+        if not done:
             ms = self.budget * 1000
             log.warning("%s over the %.0f ms budget, uniqueid=%s", what, ms, uniqueid)
+            task.add_done_callback(lambda late: _log_late_failure(late, what, uniqueid))
+            return None
+        try:
+            return task.result()
         except Exception:
             log.exception("%s failed, uniqueid=%s", what, uniqueid)
         return None
+
+    def _forget(self, task: asyncio.Future[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved, so asyncio does not also report it as unretrieved
 
     async def _apply(self, session: AgiSession, profile: CallerProfile | None) -> None:
         if profile is None:
@@ -226,6 +240,11 @@ class IvrHandlers:
             await asyncio.wait(set(self._background), timeout=grace)
 
 
+def _log_late_failure(task: asyncio.Future[Any], what: str, uniqueid: str) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("%s failed after its budget, uniqueid=%s: %r", what, uniqueid, exc)
+
+
 def _score(text: str) -> int | None:
     text = text.strip()
     return int(text) if len(text) == 1 and text in "12345" else None
@@ -267,9 +286,11 @@ def build_agi_server(
             await number_lookup.open()
 
     async def on_stop() -> None:
-        await handlers.drain()
-        if number_lookup is not None:
-            await number_lookup.close()
+        try:
+            await handlers.drain()
+        finally:
+            if number_lookup is not None:
+                await number_lookup.close()
 
     return FastAgiServer(
         settings.fastagi_host,

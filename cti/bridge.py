@@ -60,12 +60,15 @@ class CtiBridge:
         self._tasks.append(asyncio.create_task(self.pops.run_writer(), name="pop-writer"))
 
     async def stop(self) -> None:
-        await self.call_log.stop()
-        await self.pops.drain()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.finder.close()
+        try:
+            await self.call_log.stop()
+            await self.pops.drain()
+        finally:  # whatever failed above, the tasks end and the lookup connection closes
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._tasks.clear()
+            await self.finder.close()
 
     async def drain(self) -> None:
         """Wait until everything handled so far is in the database (tests, shutdown)."""

@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Select, and_, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from crm_core.events import SlaBreached
@@ -41,6 +41,9 @@ _UNRESOLVED = [
 # Breaches that go to the office supervisor by SMS: the office has not dispatched in time,
 # or the technician has not accepted in time.
 ESCALATED = frozenset({"dispatch", "accept"})
+
+
+_FOLLOW_UP_OPEN = [FollowUpState.PENDING.value, FollowUpState.RESCHEDULED.value]
 
 
 @dataclass(frozen=True)
@@ -86,12 +89,40 @@ async def find_overdue(unit: Unit) -> list[Overdue]:
         select(FollowUp, ServiceRequest.office)
         .join(ServiceRequest, ServiceRequest.id == FollowUp.request_id)
         .where(
-            FollowUp.state.in_([FollowUpState.PENDING.value, FollowUpState.RESCHEDULED.value]),
+            FollowUp.state.in_(_FOLLOW_UP_OPEN),
             FollowUp.due_at < now,
         )
     ):
         found.append(Overdue("follow_up", "follow_up", fu.id, fu.request_id, fu.due_at, office))
     return found
+
+
+def standing_breaches() -> Select[SlaBreach, ServiceRequest]:
+    """Recorded breaches whose item is still in the state that made it late (the desktop's
+    SLA reminders): a request dispatched since, or a follow-up done, drops off the list."""
+    order_waiting = exists().where(
+        WorkOrder.id == SlaBreach.entity_id, WorkOrder.state == WorkOrderState.ASSIGNED.value
+    )
+    follow_up_open = exists().where(
+        FollowUp.id == SlaBreach.entity_id, FollowUp.state.in_(_FOLLOW_UP_OPEN)
+    )
+    request_state = ServiceRequest.state
+    return (
+        select(SlaBreach, ServiceRequest)
+        .join(ServiceRequest, ServiceRequest.id == SlaBreach.request_id)
+        .where(
+            or_(
+                and_(
+                    SlaBreach.kind.in_(["response", "dispatch"]),
+                    request_state.in_(_AWAITING_RESPONSE),
+                ),
+                and_(SlaBreach.kind == "resolution", request_state.in_(_UNRESOLVED)),
+                and_(SlaBreach.kind == "accept", order_waiting),
+                and_(SlaBreach.kind == "follow_up", follow_up_open),
+            )
+        )
+        .order_by(SlaBreach.due_at, SlaBreach.id)
+    )
 
 
 async def _supervisors(unit: Unit, office: str | None) -> list[tuple[int, str]]:

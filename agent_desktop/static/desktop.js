@@ -59,6 +59,18 @@
     else if (message.type === "pop") { onPop(message.pop, true); }
     else if (message.type === "pop.update") { onUpdate(message); }
     else if (message.type === "agent.state") { onMember(message.member); }
+    else if (message.type === "reminder") { onReminder(message); }
+  }
+
+  // An SLA breach was just recorded: refresh the panel, and tell the user even in another tab.
+  function onReminder(message) {
+    refreshLists();
+    if (window.Notification && Notification.permission === "granted") {
+      try {
+        new Notification(t(SLA_LABELS[message.breach] || "SLA breaches"),
+          { body: "#" + message.request_id, tag: "sla-" + message.request_id + "-" + message.breach });
+      } catch (ignored) { /* some browsers allow notifications only from a service worker */ }
+    }
   }
 
   function onHello(message) {
@@ -413,6 +425,8 @@
   });
 
   // ---- lists and reminders --------------------------------------------------------
+  var SLA_LABELS = { response: "Response overdue", resolution: "Resolution overdue", dispatch: "Dispatch overdue",
+    accept: "Acceptance overdue", follow_up: "Follow-up overdue" };
   function fill(id, items, render) {
     var list = document.getElementById(id);
     list.textContent = "";
@@ -464,6 +478,11 @@
       fill("reminder-birthdays", due.birthdays, function (b) {
         return el("li", null, "🎂 " + b.birthday + " " + b.contact + " · ",
           el("a", { href: "/customers/" + b.customer_id, text: b.customer }));
+      });
+      fill("reminder-sla", due.sla || [], function (b) {
+        return el("li", { class: "overdue", "data-request-id": b.request_id }, "⏰ " + t(SLA_LABELS[b.kind] || b.kind) + " ",
+          el("a", { href: "/tickets/" + b.request_id, text: b.number || "#" + b.request_id }),
+          " " + when(b.due_at));
       });
     } catch (ignored) { /* shown again on the next refresh */ }
   }

@@ -12,7 +12,7 @@ from asterisk_conf.prompts import PROMPTS
 from crm_core.customers import CustomerService
 from crm_core.db import Database
 from crm_core.events import EventBus, SurveyAnswered
-from crm_core.lookup import Candidate
+from crm_core.lookup import Candidate, NumberLookup
 from crm_core.settings import Settings
 from crm_core.users import create_user
 from crm_core.vehicles import VehicleService
@@ -289,3 +289,38 @@ async def test_survey_asks_when_the_dialplan_gave_no_score(agi: Harness) -> None
     assert out_of_range.played == []
     assert silent.played == ["hotline/survey-score"]
     assert [(e.score, e.linkedid, e.caller) for e in seen] == [(5, "1795568024.7", UNKNOWN)]
+
+
+class HeldLookup:
+    """The real lookup behind a gate the test opens: a database slower than the budget."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.real = NumberLookup(settings)
+        self.gate = asyncio.Event()
+        self.answered: list[list[Candidate]] = []
+
+    async def find(self, raw_number: str | None) -> list[Candidate]:
+        await self.gate.wait()
+        found = await self.real.find(raw_number)
+        self.answered.append(found)
+        return found
+
+
+async def test_a_lookup_over_budget_lets_the_call_go_on_and_is_not_cut_off(
+    seeded: Seeded, agi: Harness, settings: Settings
+) -> None:
+    slow = HeldLookup(settings)
+    await slow.real.open()
+    try:
+        await agi.start(finder=slow, budget=0.05)
+        channel = await agi.call("lookup", caller=VIP_MOBILE)
+        # Nothing is set and the dialplan queues the call as an unknown caller, at once ...
+        assert _hotline(channel) == {}
+        # ... and the late database work is finished, not cancelled half-way (a cancelled
+        # query can strand its connection); shutdown waits for it.
+        slow.gate.set()
+        assert agi.server is not None
+        await agi.server.stop()
+        assert [[c.customer_id for c in found] for found in slow.answered] == [[seeded.ids["vip"]]]
+    finally:
+        await slow.real.close()

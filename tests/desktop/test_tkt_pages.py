@@ -3,7 +3,9 @@ object-level checks, the timeline API, the reports page with its charts, the cat
 
 from __future__ import annotations
 
+import json
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -11,8 +13,11 @@ from desk_world import World, login_ok
 
 from agent_desktop import i18n
 from agent_desktop.pages_tickets_labels import all_msgids
+from agent_desktop.sms_webhook import ticketing_for
 from ticketing.context import TicketingContext
 from ticketing.field import set_mobile
+from ticketing.models import ServiceRequest
+from ticketing.sla import check_sla
 
 HTML = {"Accept": "text/html"}
 NAV = {"Service requests", "Review queue", "Dispatch board", "Follow-ups", "Reports"}
@@ -123,6 +128,9 @@ async def test_the_loop_through_the_pages(client: TestClient[Any, Any], world: W
     assert body["request"]["state"] == "closed" and "sms_out" in kinds
     assert actions[:3] == ["create", "submit", "start_review"] and actions[-1] == "close"
     assert [e["at"] for e in body["timeline"]] == sorted(e["at"] for e in body["timeline"])
+    detail = await (await client.get(f"/api/tickets/{rid}")).json()
+    assert detail["sms"] and "13905581234" not in json.dumps(detail, ensure_ascii=False)
+    assert any("139****1234" in m["body"] for m in detail["sms"])  # the JSON API masks too
 
 
 async def test_roles_and_objects_are_checked(client: TestClient[Any, Any], world: World) -> None:
@@ -192,3 +200,40 @@ def test_every_ticketing_string_has_a_chinese_translation() -> None:
     zh = i18n.catalogue("zh_CN")
     assert sorted(wanted - set(zh)) == []
     assert all(re.search(r"[\u4e00-\u9fff]", zh[m]) for m in wanted if m not in ("p90",))
+
+
+async def test_an_sla_breach_reminds_the_creator_and_the_regions_supervisor(
+    client: TestClient[Any, Any], world: World
+) -> None:
+    agent = await _as(client, "agent_east")
+    created = await agent.post(
+        "/api/tickets",
+        {"customer_id": world.east_customer, "description": "仪表盘报警", "priority": "high"},
+        status=201,
+    )
+    rid = created["id"]
+    socket = await client.ws_connect("/ws", origin=ORIGIN)
+    assert (await socket.receive_json(timeout=5))["type"] == "hello"
+    async with world.db.transaction() as session:
+        row = await session.get(ServiceRequest, rid)
+        assert row is not None
+        row.response_due_at = datetime.now(UTC) - timedelta(minutes=5)
+    assert [b.kind for b in await check_sla(ticketing_for(client.server.app).ctx)] == ["response"]
+
+    pushed = await socket.receive_json(timeout=5)
+    assert (pushed["type"], pushed["breach"], pushed["request_id"]) == ("reminder", "response", rid)
+    await socket.close()
+
+    async def standing(username: str) -> list[tuple[int, str]]:
+        await _as(client, username)
+        body = await (await client.get("/api/desktop/reminders")).json()
+        return [(b["request_id"], b["kind"]) for b in body["sla"]]
+
+    assert await standing("agent_east") == [(rid, "response")]
+    assert await standing("sup_east") == [(rid, "response")]
+    assert await standing("agent_north") == []  # neither theirs nor in their scope
+    agent = await _as(client, "agent_east")
+    await agent.post(
+        f"/api/tickets/{rid}/actions", {"action": "resolve_by_phone", "reason": "已解决"}
+    )
+    assert await standing("agent_east") == []  # answered: the reminder is gone
