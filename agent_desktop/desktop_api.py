@@ -148,7 +148,7 @@ async def call_by_linkedid(request: web.Request) -> web.Response:
         ScreenPop.linkedid == linkedid, ScreenPop.agent_id == user.id
     )
     async with request.app[CONTEXT_KEY].db.transaction() as session:
-        call = (await session.scalars(call_queries._scoped(by_linkedid, _viewer(user)))).first()
+        call = (await session.scalars(call_queries.scoped(by_linkedid, _viewer(user)))).first()
         if call is None and (await session.scalars(popped)).first() is not None:
             call = (await session.scalars(by_linkedid)).first()
     if call is None:

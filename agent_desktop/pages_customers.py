@@ -10,12 +10,24 @@ from agent_desktop.auth import current_user
 from agent_desktop.auth_errors import Forbidden
 from agent_desktop.ipaccess import client_ip
 from agent_desktop.pages import add_nav, render
+from agent_desktop.pages_customer_calls import customer_calls, customer_requests
 from agent_desktop.pages_customer_data import load_360, phone_of_customer, scoped_search
+from agent_desktop.pages_desktop import DISPOSITION_LABELS
+from agent_desktop.pages_tickets_labels import TICKET_LABELS
 from agent_desktop.server import CONTEXT_KEY, AppContext
 from crm_core.errors import HotlineError
 from crm_core.phones import normalize
 
 EVERY_ROLE = ("agent", "supervisor", "technician", "admin")
+DIRECTION_LABELS = {"inbound": "Inbound", "outbound": "Outbound"}
+OUTCOME_LABELS = {
+    "answered": "Answered",
+    "missed": "Missed",
+    "abandoned": "Abandoned",
+    "transferred": "Transferred",
+    "failed": "Call failed",
+    "": "In progress",
+}
 
 
 def _id(request: web.Request, key: str) -> int:
@@ -50,6 +62,13 @@ async def customer_page(request: web.Request) -> web.Response:
         request,
         "customer.html",
         c=view,
+        calls=await customer_calls(ctx.db, customer, user),
+        requests=await customer_requests(ctx.db, customer.id, user),
+        REQUEST_STATES=TICKET_LABELS["request_state"],
+        REQUEST_CATEGORIES=TICKET_LABELS["category"],
+        DISPOSITION_LABELS=DISPOSITION_LABELS,
+        DIRECTION_LABELS=DIRECTION_LABELS,
+        OUTCOME_LABELS=OUTCOME_LABELS,
         can_reveal=can_reveal_numbers(user)
         and any(p.masked for p in view.phones + [q for cv in view.contacts for q in cv.phones]),
     )

@@ -61,6 +61,7 @@ JS_STRINGS = (
     "Recent calls",
     "Activities",
     "Recording",
+    "Play recording",
     "Open customer file",
     "Service request created",
     "Looking up the call…",

@@ -128,7 +128,7 @@ async def _every(seconds: float, job: Any, name: str) -> None:
 
 def lifecycle(runtime: RecordingsRuntime) -> Any:
     async def run(_app: web.Application) -> AsyncIterator[None]:
-        runtime.ingest.start(workers=1)
+        runtime.ingest.start(workers=runtime.ctx.settings.recordings_ingest_workers)
         server = runtime.ctx.settings.pbx_instance
 
         async def scan() -> None:

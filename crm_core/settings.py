@@ -122,6 +122,8 @@ class Settings:
     recordings_retention_by_queue: str = ""
     # A paused recording resumes on its own after this long (the agent is warned first).
     recordings_pause_auto_resume_seconds: int = 60
+    # Files ingested at once: hashing and the waveform run in threads, so one per core.
+    recordings_ingest_workers: int = 2
 
     @property
     def var_path(self) -> Path:
@@ -294,6 +296,7 @@ _VALIDATORS.update(
     {
         "recordings_retention_by_queue": _queue_days,
         "recordings_pause_auto_resume_seconds": _at_least_one,
+        "recordings_ingest_workers": _at_least_one,
     }
 )
 

@@ -51,7 +51,7 @@ def call_row(call: Call) -> dict[str, Any]:
     return {c.key: to_json(getattr(call, c.key)) for c in Call.__table__.columns}
 
 
-def _scoped(query: Select[Any], viewer: Viewer) -> Select[Any]:
+def scoped(query: Select[Any], viewer: Viewer) -> Select[Any]:
     if viewer.role == "admin":
         return query
     if viewer.role == "supervisor":
@@ -62,7 +62,7 @@ def _scoped(query: Select[Any], viewer: Viewer) -> Select[Any]:
 
 async def get_call(db: Database, viewer: Viewer, call_id: int) -> Call:
     async with db.transaction() as session:
-        query = _scoped(select(Call).where(Call.id == call_id), viewer)
+        query = scoped(select(Call).where(Call.id == call_id), viewer)
         call: Call | None = (await session.scalars(query)).first()
     if call is None:
         raise NotFound(f"call {call_id} does not exist or is not yours", call_id=call_id)
@@ -93,7 +93,7 @@ async def set_disposition(
 
 async def my_unprocessed(db: Database, viewer: Viewer) -> list[dict[str, Any]]:
     query = (
-        _scoped(select(Call), viewer)
+        scoped(select(Call), viewer)
         .where(
             Call.status == "ended",
             Call.answered_at.is_not(None),

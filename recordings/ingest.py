@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.db import Database, is_integrity_error
 from crm_core.events import CallRecordingFinished
@@ -101,22 +102,30 @@ class RecordingIngest:
     # --- one file ----------------------------------------------------------------------
 
     async def ingest(self, meta: CallMeta, *, rescan: bool = False) -> Recording | None:
-        """Idempotent: a file already complete (or quarantined, purged) is only re-linked."""
+        """Idempotent: a file already complete (or quarantined, purged) is only re-linked.
+
+        Two transactions per file: the claim (row and lease together) and the result (which
+        also gives the lease back)."""
         lock = self._locks.setdefault(meta.key, asyncio.Lock())
         async with lock:
-            row = await self._claim(meta)
+            row, leased = await self._claim(meta)
             if RecordingState(row.state) in DONE:
                 return row
-            if not await self._lease(row.id, take=True):
+            if not leased:
                 return None  # another node (or an overlapping run) is on it
+            finished = False
             try:
-                return await self._process(row, meta, rescan)
+                result = await self._process(row, meta, rescan)
+                finished = True  # _process always ends in _update, which released the lease
+                return result
             except FileNotFoundError:
                 return None  # moved under us by a run whose lease we outlived
             finally:
-                await self._lease(row.id, take=False)
+                if not finished:
+                    await self._release(row.id)
 
-    async def _claim(self, meta: CallMeta) -> Recording:
+    async def _claim(self, meta: CallMeta) -> tuple[Recording, bool]:
+        """(row, whether we hold its lease), creating the row with the lease if it is new."""
         for _ in range(2):
             async with self.db.transaction() as session:
                 row = await session.scalar(
@@ -126,30 +135,39 @@ class RecordingIngest:
                     if meta.from_call_log:
                         for name in LINK_FIELDS:
                             setattr(row, name, getattr(meta, name))
-                    return row
+                    if RecordingState(row.state) in DONE:
+                        return row, False
+                    return row, await self._take_lease(session, row.id)
             try:
-                return await self._insert(meta)
+                return await self._insert(meta), True
             except Exception as exc:
                 if not is_integrity_error(exc):
                     raise  # otherwise another worker or node claimed it first: read theirs
         raise RuntimeError(f"could not claim {meta.key}")
 
-    async def _lease(self, recording_id: int, take: bool) -> bool:
+    async def _take_lease(self, session: AsyncSession, recording_id: int) -> bool:
+        # A conditional UPDATE, so two nodes reading the same free row cannot both take it.
         now = datetime.now(UTC)
-        query = update(Recording).where(Recording.id == recording_id)
-        if take:
-            expired = now - timedelta(seconds=LEASE_SECONDS)
-            query = query.where(
+        expired = now - timedelta(seconds=LEASE_SECONDS)
+        result = await session.execute(
+            update(Recording)
+            .where(
+                Recording.id == recording_id,
                 Recording.state == RecordingState.PENDING.value,
                 or_(Recording.claimed_at.is_(None), Recording.claimed_at < expired),
-            ).values(claimed_by=self.node, claimed_at=now)
-        else:
-            query = query.where(Recording.claimed_by == self.node).values(
-                claimed_by=None, claimed_at=None
             )
-        async with self.db.transaction() as session:
-            result = await session.execute(query)
+            .values(claimed_by=self.node, claimed_at=now)
+            .execution_options(synchronize_session=False)
+        )
         return bool(getattr(result, "rowcount", 0))
+
+    async def _release(self, recording_id: int) -> None:
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(Recording)
+                .where(Recording.id == recording_id, Recording.claimed_by == self.node)
+                .values(claimed_by=None, claimed_at=None)
+            )
 
     async def _insert(self, meta: CallMeta) -> Recording:
         ended = meta.ended_at or datetime.now(UTC)
@@ -157,6 +175,8 @@ class RecordingIngest:
             server=meta.server,
             source_path=meta.key,
             wav_path=dated_name(ended, meta.source.name),
+            claimed_by=self.node,
+            claimed_at=datetime.now(UTC),
             **{name: getattr(meta, name) for name in LINK_FIELDS},
         )
         async with self.db.transaction() as session:
@@ -238,6 +258,7 @@ class RecordingIngest:
         )
 
     async def _update(self, row: Recording, attempt: bool = False, **values: object) -> Recording:
+        """Write the outcome and give the lease back, in one transaction."""
         async with self.db.transaction() as session:
             fresh = await session.get(Recording, row.id)
             assert fresh is not None
@@ -245,6 +266,8 @@ class RecordingIngest:
                 setattr(fresh, name, value.value if isinstance(value, RecordingState) else value)
             if attempt:
                 fresh.attempts += 1
+            if fresh.claimed_by == self.node:
+                fresh.claimed_by, fresh.claimed_at = None, None
         return fresh
 
     # --- start-up and retries ----------------------------------------------------------

@@ -456,7 +456,7 @@
       var mine = await H.api("/api/calls/unprocessed");
       fill("unprocessed-list", mine.mine || [], function (c) {
         return el("li", { "data-call-id": c.id }, el("span", { class: "mono", text: when(c.entered_at) }), " ",
-          H.dialLink(c.number, c.customer_id), miniWrapUp(c));
+          H.dialLink(c.number, c.customer_id), c.recording_path ? H.playButton(c.id) : null, miniWrapUp(c));
       });
       var back = await H.api("/api/calls/callbacks");
       fill("callback-list", back.calls || [], function (c) {

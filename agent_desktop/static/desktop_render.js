@@ -87,7 +87,7 @@
           " ", t(call.direction === "outbound" ? "Outbound" : "Inbound"),
           " · ", outcomeLabel(call.outcome),
           call.disposition ? " · " + t("disposition." + call.disposition) : "",
-          call.has_recording ? el("span", { class: "badge", text: "🎧 " + t("Recording") }) : null);
+          call.has_recording ? playButton(call.id) : null);
       }),
       section(t("Activities"), snapshot.activities, function (a) {
         return el("li", null, el("span", { class: "mono", text: String(a.occurred_at || "").slice(0, 10) }),
@@ -95,6 +95,26 @@
       })
     ].forEach(function (part) { if (part) { box.appendChild(part); } });
     return box;
+  }
+
+  // The recording plays in place. The server decides whether this user may hear it (and
+  // audits the playback); a refusal or a file still being ingested shows its message.
+  function playButton(callId) {
+    var holder = el("span", { class: "call-recording" });
+    var button = el("button", { type: "button", class: "link play-recording", "data-call-id": callId, text: "▶ " + t("Play recording") });
+    button.addEventListener("click", async function () {
+      button.disabled = true;
+      try {
+        var found = await window.hotline.api("/api/recordings/by-call/" + callId);
+        var audio = el("audio", { controls: "controls", src: "/api/recordings/" + found.id + "/audio" });
+        holder.replaceChildren(audio);
+        audio.play().catch(function () { /* autoplay refused: the controls are there */ });
+      } catch (error) {
+        holder.replaceChildren(el("span", { class: "muted", text: error.message }));
+      }
+    });
+    holder.appendChild(button);
+    return holder;
   }
 
   function outcomeLabel(outcome) {
@@ -142,6 +162,6 @@
   window.hotline = Object.assign(window.hotline || {}, {
     t: t, el: el, mask: mask, dialLink: dialLink, customer360: customer360,
     candidatesChooser: candidatesChooser, from360Api: from360Api, clock: clock,
-    outcomeLabel: outcomeLabel
+    outcomeLabel: outcomeLabel, playButton: playButton
   });
 })();
