@@ -99,7 +99,9 @@ def build_runtime(app: web.Application, ctx: AppContext) -> RecordingsRuntime:
     runtime = RecordingsRuntime(
         ctx=ctx,
         storage=storage,
-        ingest=RecordingIngest(ctx.db, storage),
+        ingest=RecordingIngest(
+            ctx.db, storage, parallel=ctx.settings.recordings_ingest_workers
+        ),
         pauses=RecordingPauses(
             ctx.db, ami_action, notify, settings.recordings_pause_auto_resume_seconds
         ),
@@ -128,7 +130,7 @@ async def _every(seconds: float, job: Any, name: str) -> None:
 
 def lifecycle(runtime: RecordingsRuntime) -> Any:
     async def run(_app: web.Application) -> AsyncIterator[None]:
-        runtime.ingest.start(workers=runtime.ctx.settings.recordings_ingest_workers)
+        runtime.ingest.start()
         server = runtime.ctx.settings.pbx_instance
 
         async def scan() -> None:

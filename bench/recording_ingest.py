@@ -71,9 +71,14 @@ async def time_ingest(files: list[Path], work: Path, workers: int) -> float:
     await asyncio.to_thread(migrate.upgrade, settings)
     db = Database.open(settings)
     ingest = RecordingIngest(
-        db, Storage(work / "store"), settle_seconds=0, poll_seconds=0, transcode=False
+        db,
+        Storage(work / "store"),
+        settle_seconds=0,
+        poll_seconds=0,
+        transcode=False,
+        parallel=workers,
     )
-    ingest.start(workers=workers)
+    ingest.start()
     started = time.perf_counter()
     for path in files:
         ingest.queue.put_nowait(CallMeta(source=path, server="main", from_call_log=True))

@@ -122,7 +122,8 @@ class Settings:
     recordings_retention_by_queue: str = ""
     # A paused recording resumes on its own after this long (the agent is warned first).
     recordings_pause_auto_resume_seconds: int = 60
-    # Files ingested at once: hashing and the waveform run in threads, so one per core.
+    # Recording files examined at once: hashing and the waveform run in threads that
+    # release the GIL, so one per core.
     recordings_ingest_workers: int = 2
 
     @property

@@ -10,11 +10,13 @@ A full disk leaves the row pending with the reason, logs it and is retried.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
 import wave
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -33,12 +35,24 @@ from recordings.wavfile import Header, HeaderState, inspect_header, wav_facts
 log = logging.getLogger(__name__)
 # An ingest holds its row this long at most; a crashed holder's files are retried after it.
 LEASE_SECONDS = 120
+# Queued files claimed in one transaction.
+BATCH = 32
 FindCall = Callable[[Path], Awaitable[CallMeta | None]]
 DONE = (RecordingState.COMPLETE, RecordingState.QUARANTINED, RecordingState.PURGED)
 LINK_FIELDS = (
     "linkedid", "call_id", "customer_id", "agent_id", "queue", "service_request_id",
     "direction", "answered_at", "ended_at", "talk_seconds",
 )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What examining one file decided, written later with others in one transaction."""
+
+    key: str
+    recording_id: int
+    values: Mapping[str, object] | None  # None: nothing to write, only give the lease back
+    attempt: bool = False
 
 
 def _spool_files(spool: Path) -> list[Path]:
@@ -56,8 +70,10 @@ class RecordingIngest:
         finish_timeout: float = 30.0,
         stale_open_seconds: float = 300.0,
         transcode: bool = True,
+        parallel: int = 2,
     ) -> None:
         self.db, self.storage = db, storage
+        self.parallel = max(1, parallel)  # files examined at once (threads release the GIL)
         self.settle, self.poll, self.finish_timeout = settle_seconds, poll_seconds, finish_timeout
         self.stale_open = stale_open_seconds
         self.transcode = transcode
@@ -91,59 +107,79 @@ class RecordingIngest:
 
     async def _run(self) -> None:
         while True:
-            meta = await self.queue.get()
+            # Whatever else is already queued joins this batch: one claim transaction for
+            # all of it, and results committed together as they finish (group commit).
+            batch = [await self.queue.get()]
+            while len(batch) < BATCH and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
             try:
-                await self.ingest(meta)
+                await self.ingest_many(batch)
             except Exception:
-                log.exception("recording ingest failed for %s", meta.source)
+                log.exception("recording ingest failed for %s", [m.source.name for m in batch])
             finally:
-                self.queue.task_done()
+                for _ in batch:
+                    self.queue.task_done()
 
-    # --- one file ----------------------------------------------------------------------
+    # --- files -------------------------------------------------------------------------
 
     async def ingest(self, meta: CallMeta, *, rescan: bool = False) -> Recording | None:
-        """Idempotent: a file already complete (or quarantined, purged) is only re-linked.
+        """Idempotent: a file already complete (or quarantined, purged) is only re-linked."""
+        return (await self.ingest_many([meta], rescan=rescan))[0]
 
-        Two transactions per file: the claim (row and lease together) and the result (which
-        also gives the lease back)."""
-        lock = self._locks.setdefault(meta.key, asyncio.Lock())
-        async with lock:
-            row, leased = await self._claim(meta)
-            if RecordingState(row.state) in DONE:
-                return row
-            if not leased:
-                return None  # another node (or an overlapping run) is on it
-            finished = False
-            try:
-                result = await self._process(row, meta, rescan)
-                finished = True  # _process always ends in _update, which released the lease
-                return result
-            except FileNotFoundError:
-                return None  # moved under us by a run whose lease we outlived
-            finally:
-                if not finished:
-                    await self._release(row.id)
+    async def ingest_many(
+        self, metas: list[CallMeta], *, rescan: bool = False
+    ) -> list[Recording | None]:
+        """Each file's row (None where another node holds it), in the order given.
 
-    async def _claim(self, meta: CallMeta) -> tuple[Recording, bool]:
-        """(row, whether we hold its lease), creating the row with the lease if it is new."""
+        One transaction claims every row with its lease; the files are examined in threads,
+        `self.parallel` at a time; finished results are committed together, and each result
+        gives its lease back in the same transaction."""
+        unique = {meta.key: meta for meta in metas}
+        async with contextlib.AsyncExitStack() as stack:
+            for key in sorted(unique):  # a fixed order: overlapping batches cannot deadlock
+                await stack.enter_async_context(self._locks.setdefault(key, asyncio.Lock()))
+            claims = await self._claim(list(unique.values()))
+            results: dict[str, Recording | None] = {}
+            work: list[tuple[Recording, CallMeta]] = []
+            for key, (row, leased) in claims.items():
+                if RecordingState(row.state) in DONE:
+                    results[key] = row
+                elif not leased:
+                    results[key] = None  # another node (or an overlapping run) is on it
+                else:
+                    work.append((row, unique[key]))
+            results.update(await self._process_all(work, rescan))
+        return [results[meta.key] for meta in metas]
+
+    async def _claim(self, metas: list[CallMeta]) -> dict[str, tuple[Recording, bool]]:
+        """key -> (row, whether we hold its lease); new rows are created with the lease."""
+        keys = [meta.key for meta in metas]
         for _ in range(2):
-            async with self.db.transaction() as session:
-                row = await session.scalar(
-                    select(Recording).where(Recording.source_path == meta.key)
-                )
-                if row is not None:
-                    if meta.from_call_log:
-                        for name in LINK_FIELDS:
-                            setattr(row, name, getattr(meta, name))
-                    if RecordingState(row.state) in DONE:
-                        return row, False
-                    return row, await self._take_lease(session, row.id)
             try:
-                return await self._insert(meta), True
+                async with self.db.transaction() as session:
+                    found = await session.scalars(
+                        select(Recording).where(Recording.source_path.in_(keys))
+                    )
+                    existing = {row.source_path: row for row in found}
+                    claims: dict[str, tuple[Recording, bool]] = {}
+                    for meta in metas:
+                        row = existing.get(meta.key)
+                        if row is None:
+                            row = self._new_row(meta)
+                            session.add(row)
+                            claims[meta.key] = (row, True)
+                            continue
+                        if meta.from_call_log:
+                            for name in LINK_FIELDS:
+                                setattr(row, name, getattr(meta, name))
+                        done = RecordingState(row.state) in DONE
+                        leased = not done and await self._take_lease(session, row.id)
+                        claims[meta.key] = (row, leased)
+                return claims
             except Exception as exc:
                 if not is_integrity_error(exc):
-                    raise  # otherwise another worker or node claimed it first: read theirs
-        raise RuntimeError(f"could not claim {meta.key}")
+                    raise  # otherwise another worker or node claimed one first: read theirs
+        raise RuntimeError(f"could not claim {keys}")
 
     async def _take_lease(self, session: AsyncSession, recording_id: int) -> bool:
         # A conditional UPDATE, so two nodes reading the same free row cannot both take it.
@@ -161,17 +197,9 @@ class RecordingIngest:
         )
         return bool(getattr(result, "rowcount", 0))
 
-    async def _release(self, recording_id: int) -> None:
-        async with self.db.transaction() as session:
-            await session.execute(
-                update(Recording)
-                .where(Recording.id == recording_id, Recording.claimed_by == self.node)
-                .values(claimed_by=None, claimed_at=None)
-            )
-
-    async def _insert(self, meta: CallMeta) -> Recording:
+    def _new_row(self, meta: CallMeta) -> Recording:
         ended = meta.ended_at or datetime.now(UTC)
-        row = Recording(
+        return Recording(
             server=meta.server,
             source_path=meta.key,
             wav_path=dated_name(ended, meta.source.name),
@@ -179,19 +207,53 @@ class RecordingIngest:
             claimed_at=datetime.now(UTC),
             **{name: getattr(meta, name) for name in LINK_FIELDS},
         )
-        async with self.db.transaction() as session:
-            session.add(row)
-        return row
 
-    async def _process(self, row: Recording, meta: CallMeta, rescan: bool) -> Recording | None:
+    async def _process_all(
+        self, work: list[tuple[Recording, CallMeta]], rescan: bool
+    ) -> dict[str, Recording | None]:
+        """Examine the files `self.parallel` at a time and commit results as they finish:
+        whoever takes the commit lock writes everything finished so far (group commit)."""
+        results: dict[str, Recording | None] = {}
+        finished: list[Outcome] = []
+        gate, commit = asyncio.Semaphore(self.parallel), asyncio.Lock()
+
+        async def flush() -> None:
+            async with commit:
+                while finished:
+                    batch = finished[:]
+                    finished.clear()
+                    results.update(await self._write(batch))
+
+        async def one(row: Recording, meta: CallMeta) -> None:
+            try:
+                async with gate:
+                    finished.append(await self._process(row, meta, rescan))
+            except FileNotFoundError:  # moved under us by a run whose lease we outlived
+                finished.append(Outcome(row.source_path, row.id, None))
+            except BaseException:
+                finished.append(Outcome(row.source_path, row.id, None))  # the lease goes back
+                raise
+            await flush()
+
+        outcomes = await asyncio.gather(
+            *(one(row, meta) for row, meta in work), return_exceptions=True
+        )
+        await asyncio.shield(flush())  # leases of files whose own flush did not run
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return results
+
+    async def _process(self, row: Recording, meta: CallMeta, rescan: bool) -> Outcome:
         assert row.wav_path is not None
+        key = row.source_path
         managed = self.storage.path(row.wav_path)
         current = meta.source if meta.source.exists() else managed
         if not current.exists():
-            return await self._update(row, error="file missing")
+            return Outcome(key, row.id, {"error": "file missing"})
         header = await self._settled_header(current, rescan)
         if header is None:
-            return await self._update(row, error="still being written")
+            return Outcome(key, row.id, {"error": "still being written"})
         if header.state is not HeaderState.FINISHED:
             return await self._quarantine(row, current, f"{header.state}: {header.reason}")
         try:
@@ -203,18 +265,21 @@ class RecordingIngest:
             opus, note = await self._opus(row.wav_path)
         except DiskFull as exc:
             log.error("ALERT recordings disk full, will retry %s: %s", meta.source.name, exc)
-            return await self._update(row, error=f"disk full: {exc}"[:300], attempt=True)
-        return await self._update(
-            row,
-            state=RecordingState.COMPLETE,
-            error=note,
-            opus_path=opus,
-            sha256=facts.sha256,
-            size_bytes=facts.size_bytes,
-            duration_seconds=facts.duration_seconds,
-            rms=facts.rms,
-            peaks=facts.peaks,
-            ingested_at=datetime.now(UTC),
+            return Outcome(key, row.id, {"error": f"disk full: {exc}"[:300]}, attempt=True)
+        return Outcome(
+            key,
+            row.id,
+            {
+                "state": RecordingState.COMPLETE.value,
+                "error": note,
+                "opus_path": opus,
+                "sha256": facts.sha256,
+                "size_bytes": facts.size_bytes,
+                "duration_seconds": facts.duration_seconds,
+                "rms": facts.rms,
+                "peaks": facts.peaks,
+                "ingested_at": datetime.now(UTC),
+            },
         )
 
     async def _opus(self, wav_relative: str) -> tuple[str | None, str | None]:
@@ -249,26 +314,38 @@ class RecordingIngest:
                 return header if age >= self.stale_open or (not rescan and settled) else None
             await asyncio.sleep(self.poll)
 
-    async def _quarantine(self, row: Recording, path: Path, reason: str) -> Recording:
+    async def _quarantine(self, row: Recording, path: Path, reason: str) -> Outcome:
         target = self.storage.quarantine_name(path.name)
         await asyncio.to_thread(self.storage.move_in, path, target)
         log.error("ALERT recording quarantined: %s (%s) -> %s", path.name, reason, target)
-        return await self._update(
-            row, state=RecordingState.QUARANTINED, wav_path=target, error=reason[:300]
-        )
+        values = {
+            "state": RecordingState.QUARANTINED.value,
+            "wav_path": target,
+            "error": reason[:300],
+        }
+        return Outcome(row.source_path, row.id, values)
 
-    async def _update(self, row: Recording, attempt: bool = False, **values: object) -> Recording:
-        """Write the outcome and give the lease back, in one transaction."""
+    async def _write(self, outcomes: list[Outcome]) -> dict[str, Recording | None]:
+        """Every outcome in one transaction; each gives its lease back. An outcome without
+        values (the file was taken from under us) only gives the lease back."""
+        ids = [o.recording_id for o in outcomes]
         async with self.db.transaction() as session:
-            fresh = await session.get(Recording, row.id)
-            assert fresh is not None
-            for name, value in values.items():
-                setattr(fresh, name, value.value if isinstance(value, RecordingState) else value)
-            if attempt:
-                fresh.attempts += 1
-            if fresh.claimed_by == self.node:
-                fresh.claimed_by, fresh.claimed_at = None, None
-        return fresh
+            found = await session.scalars(select(Recording).where(Recording.id.in_(ids)))
+            rows = {row.id: row for row in found}
+            written: dict[str, Recording | None] = {}
+            for outcome in outcomes:
+                row = rows[outcome.recording_id]
+                if row.claimed_by == self.node:
+                    row.claimed_by, row.claimed_at = None, None
+                if outcome.values is None:
+                    written[outcome.key] = None
+                    continue
+                for name, value in outcome.values.items():
+                    setattr(row, name, value)
+                if outcome.attempt:
+                    row.attempts += 1
+                written[outcome.key] = row
+        return written
 
     # --- start-up and retries ----------------------------------------------------------
 
@@ -282,13 +359,22 @@ class RecordingIngest:
         """Ingest what arrived while we were down; files still being written are left.
         `orphans=False` leaves files the call log does not know (a spool shared with
         another installation, such as a developer's PBX next to a test run)."""
-        done = 0
+        metas: list[CallMeta] = []
         for path in await asyncio.to_thread(_spool_files, spool):
             meta = await find_call(path) if find_call else None
             if meta is None and not orphans:
                 continue
-            row = await self.ingest(meta or CallMeta.from_file(path, server), rescan=True)
-            done += row is not None and row.state == RecordingState.COMPLETE
+            metas.append(meta or CallMeta.from_file(path, server))
+        return await self._ingest_backlog(metas)
+
+    async def _ingest_backlog(self, metas: list[CallMeta]) -> int:
+        """Ingest in batches; the number that ended complete. Logs progress on big backlogs."""
+        done = 0
+        for start in range(0, len(metas), BATCH):
+            rows = await self.ingest_many(metas[start : start + BATCH], rescan=True)
+            done += sum(row is not None and row.state == RecordingState.COMPLETE for row in rows)
+            if len(metas) > BATCH:
+                log.info("recordings backlog: %d of %d files", start + len(rows), len(metas))
         return done
 
     async def retry_pending(self) -> int:
@@ -299,13 +385,12 @@ class RecordingIngest:
                     select(Recording).where(Recording.state == RecordingState.PENDING.value)
                 )
             ).all()
-        finished = 0
-        for row in rows:
-            meta = CallMeta(
+        metas = [
+            CallMeta(
                 source=Path(row.source_path),
                 server=row.server,
                 **{name: getattr(row, name) for name in LINK_FIELDS},
             )
-            result = await self.ingest(meta, rescan=True)
-            finished += result is not None and result.state == RecordingState.COMPLETE
-        return finished
+            for row in rows
+        ]
+        return await self._ingest_backlog(metas)

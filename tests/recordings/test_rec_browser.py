@@ -16,7 +16,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import closing
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from rec_audio import write_wav
 
 from crm_core.db import Database
 from crm_core.settings import Settings
+from cti.models import Call
 from recordings import qa
 from recordings.ingest import RecordingIngest
 from recordings.meta import CallMeta
@@ -64,10 +65,21 @@ def _seed_recording(root: Path, db_path: Path) -> int:
             for name, weight in (("服务态度", 40), ("问题解决", 60)):
                 await qa.save_criterion(db, {"name": name, "weight": weight}, None)
             wav = write_wav(root / "spool" / "20261125-010000-in-1795570000.0.wav", 12.0)
+            ended = datetime.now(UTC)
+            async with db.transaction() as session:
+                call = Call(
+                    server="main", linkedid="1795570000.0", direction="inbound",
+                    number="13905580000", customer_id=customer[0], agent_id=agent[0],
+                    queue="hotline", entered_at=ended - timedelta(seconds=20),
+                    answered_at=ended - timedelta(seconds=12), ended_at=ended,
+                    talk_seconds=12.0, status="ended", outcome="answered",
+                )  # fmt: skip
+                session.add(call)
             meta = CallMeta(
-                source=wav, server="main", linkedid="1795570000.0", customer_id=customer[0],
+                source=wav, server="main", linkedid="1795570000.0", call_id=call.id,
+                customer_id=customer[0],
                 agent_id=agent[0], queue="hotline", direction="inbound", talk_seconds=12.0,
-                ended_at=datetime.now(UTC), from_call_log=True,
+                ended_at=ended, from_call_log=True,
             )  # fmt: skip
             row = await RecordingIngest(db, Storage(root / "rec-store"), settle_seconds=0.1).ingest(
                 meta
@@ -192,3 +204,29 @@ def _review(page: Any, base: str, recording_id: int) -> None:
     assert "84" in page.locator(".rec-review").inner_text()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "recordings-review.png"), full_page=True)
+
+
+def test_the_agent_plays_the_call_from_the_customer_page(server: tuple[str, Path, int]) -> None:
+    """The recording is playable where the call appears: the customer 360's call history."""
+    base, db_path, recording_id = server
+    with closing(sqlite3.connect(db_path)) as conn:
+        (customer,) = conn.execute(
+            "select customer_id from recordings where id = ?", (recording_id,)
+        ).fetchone()
+    with playwright_sync.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = browser.new_context(locale="zh-CN").new_page()
+            page.goto(base + "/login")
+            page.fill("#username", "agent1001")  # took the call
+            page.fill("#password", "hotline-demo")
+            page.click("#login-submit")
+            page.wait_for_load_state("domcontentloaded")
+            page.goto(f"{base}/customers/{customer}")
+            audio = page.locator("#customer-calls audio.call-audio")
+            assert audio.count() == 1
+            assert "呼入" in page.locator("#customer-calls").inner_text()
+            page.evaluate("document.querySelector('#customer-calls audio').play()")
+            _wait(page, "document.querySelector('#customer-calls audio').currentTime > 0.3")
+        finally:
+            browser.close()
