@@ -235,10 +235,12 @@ class RecordingIngest:
                 raise
             await flush()
 
-        outcomes = await asyncio.gather(
-            *(one(row, meta) for row, meta in work), return_exceptions=True
-        )
-        await asyncio.shield(flush())  # leases of files whose own flush did not run
+        try:
+            outcomes = await asyncio.gather(
+                *(one(row, meta) for row, meta in work), return_exceptions=True
+            )
+        finally:  # also on shutdown: the leases of files whose own flush did not run
+            await asyncio.shield(flush())
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome

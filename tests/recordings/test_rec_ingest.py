@@ -162,3 +162,29 @@ async def test_full_disk_is_reported_retried_and_deletes_nothing(
     assert await ingest.retry_pending() == 1
     (row,) = await rows(db)
     assert row.state == "complete" and not source.exists()
+
+
+async def test_a_mixed_batch_gets_each_file_its_own_outcome_and_gives_every_lease_back(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    done_before = write_wav(spool / "20261125-020000-in-1795569000.0.wav", seconds=1.0)
+    ingest = make_ingest(db, settings, transcode=False, parallel=2)
+    first = await ingest.ingest(CallMeta(source=done_before, server="main"))
+    assert first is not None and first.state == "complete"
+    good = write_wav(spool / "20261125-020001-in-1795569001.0.wav", seconds=1.5)
+    broken = truncate(write_wav(spool / "20261125-020002-in-1795569002.0.wav", 2.0), 5_000)
+    metas = [
+        CallMeta(source=good, server="main"),
+        CallMeta(source=broken, server="main"),
+        CallMeta(source=good, server="main"),  # the same file twice in one batch
+        CallMeta(source=done_before, server="main"),  # already complete: only returned
+    ]
+    results = await ingest.ingest_many(metas)
+    assert [r.state if r else None for r in results] == [
+        "complete", "quarantined", "complete", "complete"
+    ]  # fmt: skip
+    assert results[0] is results[2] and results[3] is not None and results[3].id == first.id
+    found = await rows(db)
+    assert len(found) == 3 and all(r.claimed_by is None for r in found)
+    assert abs((results[0].duration_seconds or 0) - 1.5) < 0.01  # type: ignore[union-attr]
