@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import cast
 
-from sqlalchemy import Table, bindparam, or_, select, update
+from sqlalchemy import Table, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.db import Database, is_integrity_error
@@ -164,12 +164,19 @@ class RecordingIngest:
                     )
                     existing = {row.source_path: row for row in found}
                     claims: dict[str, tuple[Recording, bool]] = {}
+                    fresh = [meta for meta in metas if meta.key not in existing]
+                    if fresh:  # one executemany: the ORM would send one INSERT per file
+                        table = cast(Table, Recording.__table__)
+                        await session.execute(insert(table), [self._new_row(m) for m in fresh])
+                        added = await session.scalars(
+                            select(Recording).where(
+                                Recording.source_path.in_([m.key for m in fresh])
+                            )
+                        )
+                        claims.update({row.source_path: (row, True) for row in added})
                     for meta in metas:
                         row = existing.get(meta.key)
                         if row is None:
-                            row = self._new_row(meta)
-                            session.add(row)
-                            claims[meta.key] = (row, True)
                             continue
                         if meta.from_call_log:
                             for name in LINK_FIELDS:
@@ -199,16 +206,16 @@ class RecordingIngest:
         )
         return bool(getattr(result, "rowcount", 0))
 
-    def _new_row(self, meta: CallMeta) -> Recording:
+    def _new_row(self, meta: CallMeta) -> dict[str, object]:
         ended = meta.ended_at or datetime.now(UTC)
-        return Recording(
-            server=meta.server,
-            source_path=meta.key,
-            wav_path=dated_name(ended, meta.source.name),
-            claimed_by=self.node,
-            claimed_at=datetime.now(UTC),
+        return {
+            "server": meta.server,
+            "source_path": meta.key,
+            "wav_path": dated_name(ended, meta.source.name),
+            "claimed_by": self.node,
+            "claimed_at": datetime.now(UTC),
             **{name: getattr(meta, name) for name in LINK_FIELDS},
-        )
+        }
 
     async def _process_all(
         self, work: list[tuple[Recording, CallMeta]], rescan: bool
