@@ -93,7 +93,9 @@ TALK_MS = 2000  # the carrier hangs up about this long after the answer
 # The caller keys a digit that is not on the menu ("another key: the queue") once the menu
 # prompt has begun, instead of listening through its 12 s: calls are shorter, fewer at once.
 MENU_KEY = "0"
-KEY_MARGIN_MS = 1500  # after the welcome prompt: the lookup runs, then the menu's Read starts
+# After the welcome prompt has played (a digit during Playback is lost), well inside the menu
+# prompt's Read: on a loaded 2-core box a 5.0 s welcome was seen to take 6.5 s.
+KEY_MARGIN_MS = 4000
 AFTER_KEY_MS = RING_MS + TALK_MS
 WRAPUP_S = 2  # queues.conf wrapuptime in test mode: an agent rests this long after a call
 SETTLE_S = 3.0  # after the last call: late pops still count
@@ -517,6 +519,8 @@ def report(run: Run, rss_mb: float | None) -> int:
     )
     print(line("calls placed", run.placed, f"(SIPp: {run.sipp_ok} ok, {run.sipp_failed} failed)"))
     joined = f"queued {len(queued & ours)}, abandoned in the queue {len(abandoned)}"
+    if len(queued & ours) < len(ours):
+        joined += " (the others lost their menu key, e.g. keyed during the welcome; see ami.txt)"
     print(line("entered the PBX", len(ours), joined))
     queue_text = ", ".join(f"queue {q}: {n}" for q, n in sorted(queues.items()))
     print(line("AgentCalled events", len(rung), f"({queue_text or 'none'})"))

@@ -321,12 +321,14 @@ class RecordingIngest:
             now = time.monotonic()
             if header.file_size != last_size:
                 last_size, stable_since = header.file_size, now
-            settled = now - stable_since >= self.settle
+            # Not written to for `settle` seconds is as good as watching the size that long:
+            # a backlog found by the re-scan does not wait the settle time file by file.
+            settled = now - stable_since >= self.settle or header.age_seconds >= self.settle
             if settled and header.state is not HeaderState.OPEN:
                 return header
             if header.state is HeaderState.OPEN and (rescan or now >= deadline):
-                age = time.time() - (await asyncio.to_thread(path.stat)).st_mtime
-                return header if age >= self.stale_open or (not rescan and settled) else None
+                stale = header.age_seconds >= self.stale_open
+                return header if stale or (not rescan and settled) else None
             await asyncio.sleep(self.poll)
 
     async def _quarantine(self, row: Recording, path: Path, reason: str) -> Outcome:

@@ -8,9 +8,11 @@ that promises more data than the file holds is a truncation.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import hashlib
 import struct
+import time
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +37,7 @@ class Header:
     data_offset: int = 0
     data_size: int = 0
     file_size: int = 0
+    age_seconds: float = 0.0  # since the file was last written (mtime)
 
 
 def _walk_chunks(head: bytes, file_size: int) -> Header:
@@ -56,9 +59,15 @@ def _walk_chunks(head: bytes, file_size: int) -> Header:
 
 
 def inspect_header(path: Path) -> Header:
-    file_size = path.stat().st_size
+    stat = path.stat()
     with path.open("rb") as handle:
         head = handle.read(4096)
+    return dataclasses.replace(
+        _classify(head, stat.st_size), age_seconds=time.time() - stat.st_mtime
+    )
+
+
+def _classify(head: bytes, file_size: int) -> Header:
     if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
         if file_size == 0:
             return Header(HeaderState.OPEN, "empty file", file_size=0)
