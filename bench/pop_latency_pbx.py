@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import csv
 import dataclasses
 import json
@@ -48,7 +49,7 @@ import time
 import urllib.request
 import wave
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
@@ -381,6 +382,25 @@ def is_carrier_entry(event: Event) -> bool:
     return event.get("Event") == "Newchannel" and event.get("Context") == "from-carrier"
 
 
+# Waits poll rather than block a thread: asyncio.run() joins its worker threads on the way
+# out, so a thread blocked in a long wait would hold up Ctrl-C until the wait ran out.
+async def next_event(tap: StampedTap, matches: Callable[[Event], bool], start: int) -> Event:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = next((e for e in list(tap.events[start:]) if matches(e)), None)
+        if found is not None:
+            return found
+        await asyncio.sleep(0.05)
+    raise BenchError("the warm-up call never rang an agent (60 s); see ami.txt")
+
+
+async def exited(sipp: Sipp, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while sipp.proc.poll() is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    return sipp.proc.poll() is not None
+
+
 async def warm_up(
     pbx: PbxUnderTest, tap: StampedTap, tabs: dict[str, AgentTab], caller: str, stack: ExitStack
 ) -> float:
@@ -389,17 +409,15 @@ async def warm_up(
     mark = tap.mark()
     sipp, _ = start_carrier(pbx, WORKDIR / "warm-up", [caller], 1, 1)
     stack.callback(sipp.stop)
-    try:
-        entry = await asyncio.to_thread(tap.wait_for, is_carrier_entry, 30, mark)
-        ring = await asyncio.to_thread(
-            tap.wait_event, "AgentCalled", 60, mark, Linkedid=entry["Linkedid"]
-        )
-    except AssertionError as exc:
-        raise BenchError(f"the warm-up call never rang an agent: {exc}") from None
+    entry = await next_event(tap, is_carrier_entry, mark)
+    linkedid = entry["Linkedid"]
+    ring = await next_event(
+        tap, lambda e: e.get("Event") == "AgentCalled" and e.get("Linkedid") == linkedid, mark
+    )
     tab = tabs.get(ring.get("MemberName", ""))
-    if tab is None or not await tab.wait_pop(entry["Linkedid"], 10):
+    if tab is None or not await tab.wait_pop(linkedid, 10):
         raise BenchError(f"the warm-up call rang {ring.get('MemberName')} but no pop came")
-    await asyncio.to_thread(sipp.wait, 60)  # its agent is free again for the run
+    await exited(sipp, 60)  # its agent is free again for the run
     return float(ring["Timestamp"]) - float(entry["Timestamp"])
 
 
@@ -424,9 +442,7 @@ async def measure(
         started_at = time.time()
         carrier, stats = start_carrier(pbx, WORKDIR / "carrier", callers[:-1], args.rate, calls)
         stack.callback(carrier.stop)
-        try:
-            await asyncio.to_thread(carrier.wait, args.seconds + 120)
-        except subprocess.TimeoutExpired:
+        if not await exited(carrier, args.seconds + 120):
             print("the carrier SIPp did not finish; reporting what came so far", flush=True)
         await asyncio.sleep(SETTLE_S)
         ok, failed = sipp_totals(stats)
@@ -469,6 +485,12 @@ class Sample:
     asterisk_ms: float  # AgentCalled's Timestamp header → pop at the WebSocket client
     tap_lag_ms: float  # AgentCalled's Timestamp header → the tap's read: the yardstick's own lag
     at_s: float  # when AgentCalled was read, seconds into the run
+    emitted_at: float  # AgentCalled's Timestamp header
+
+
+def events_before(stamps: list[float], at: float, window: float) -> int:
+    """How many events (by Asterisk's Timestamp, sorted) fall in the window before `at`."""
+    return bisect.bisect_left(stamps, at) - bisect.bisect_left(stamps, at - window)
 
 
 def samples(run: Run) -> tuple[list[Sample], list[tuple[str, str]], int]:
@@ -496,6 +518,7 @@ def samples(run: Run) -> tuple[list[Sample], list[tuple[str, str]], int]:
                 (popped - emitted) * 1000,
                 (read_at - emitted) * 1000,
                 read_at - run.started_at,
+                emitted,
             )
         )
     popped_keys = {(lid, t.username) for t in run.tabs.values() for lid in t.pops if lid in ours}
@@ -537,8 +560,12 @@ def report(run: Run, rss_mb: float | None) -> int:
     print(f"  {summary([s.tap_lag_ms for s in matched])}")
     slowest = sorted(matched, key=lambda s: s.tap_ms, reverse=True)[:5]
     if slowest:
-        text = "; ".join(f"{s.tap_ms:.1f} ms at {s.at_s:.1f} s" for s in slowest)
-        print(f"slowest (seconds into the run): {text}")
+        print("slowest, with the AMI events Asterisk emitted in the 100 ms before (the server")
+        print("handles events strictly in order, so a burst ahead of AgentCalled delays its pop):")
+        stamps = sorted(float(e["Timestamp"]) for e in run.events if "Timestamp" in e)
+        for s in slowest:
+            ahead = events_before(stamps, s.emitted_at, 0.1)
+            print(f"  {s.tap_ms:6.1f} ms at {s.at_s:4.1f} s into the run, {ahead} events before")
     dump = WORKDIR / "samples.json"
     dump.write_text(json.dumps([dataclasses.asdict(s) for s in matched], indent=1))
     print(f"per-call samples: {dump.relative_to(REPO)}")
@@ -590,7 +617,9 @@ def bench(args: argparse.Namespace) -> int:
         stack.callback(tap.close)
         run = asyncio.run(measure(args, pbx, server, tap, agents, callers[:needed], stack))
         rss = server.rss_mb()
-    return report(run, rss)
+    status = report(run, rss)
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    return status
 
 
 def main() -> int:
@@ -613,6 +642,9 @@ def main() -> int:
     except BenchError as exc:
         print(f"pop_latency_pbx: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # the ExitStack has stopped everything by now
+        print("pop_latency_pbx: interrupted; PBX, phones and server stopped", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

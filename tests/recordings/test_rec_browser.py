@@ -228,5 +228,7 @@ def test_the_agent_plays_the_call_from_the_customer_page(server: tuple[str, Path
             assert "呼入" in page.locator("#customer-calls").inner_text()
             page.evaluate("document.querySelector('#customer-calls audio').play()")
             _wait(page, "document.querySelector('#customer-calls audio').currentTime > 0.3")
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "customer-360-calls.png"), full_page=True)
         finally:
             browser.close()
