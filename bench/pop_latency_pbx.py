@@ -11,16 +11,18 @@ SIPp phone and one logged-in WebSocket client per agent; the real `hotline serve
 The calls come from VIP customers' numbers: the FastAGI lookup sends them to the `vip` queue,
 which rings one free agent per call (strategy linear). The `hotline` queue rings *every* free
 agent for each call, so it cannot take calls faster than one per ring time. The caller keys
-a digit that is not on the menu as soon as the menu prompt plays ("any other key: the
+a digit that is not on the menu once the menu prompt is playing ("any other key: the
 queue"), each phone rings 2 s and answers, and the carrier hangs up 2 s later: calls are
 short, so concurrency stays bounded. A warm-up call goes first and is not counted.
 
 Latency is `time.time()` when the pop reaches the agent's WebSocket client minus
-`time.time()` when a separate AMI connection (tests/pbx/ami_tap.py) read the AgentCalled
-frame. Both read the same Asterisk event off their own socket on this host, so the figure
-includes the server's AMI read, its handling and the WebSocket hop, and is blurred by the
-difference between two processes' socket reads (it can be slightly negative). The figure
-from Asterisk's own event Timestamp is printed too. Matching is by Linkedid and agent.
+`time.time()` when a separate AMI connection (tests/pbx/ami_tap.py, a thread in this
+process) read the AgentCalled frame. Both read the same Asterisk event off their own socket
+on this host, so the figure includes the server's AMI read, its handling and the WebSocket
+hop, and is blurred by the two socket reads: when the tap is the one held up (a loaded
+machine), it goes negative. The figure from Asterisk's own event Timestamp, which cannot,
+is printed too, with the tap's own lag. Matching is by Linkedid and agent. The CPU each part
+used during the run is printed as well: PBX, phones, carrier and server share this machine.
 
 Imports the real-PBX helpers as `tests.pbx.*` (the repository root is put on sys.path; tests/
 is a namespace package), so mypy finds them. live_server.py is not reused because it imports
@@ -39,6 +41,7 @@ import dataclasses
 import json
 import math
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -66,6 +69,7 @@ from websockets.asyncio.client import ClientConnection  # noqa: E402
 from agent_desktop import schema  # noqa: E402
 from asterisk_conf import provision  # noqa: E402
 from asterisk_conf.paths import pbx_paths  # noqa: E402
+from asterisk_conf.process import read_pid  # noqa: E402
 from crm_core import migrate  # noqa: E402
 from crm_core.db import Database  # noqa: E402
 from crm_core.lookup import NumberLookup  # noqa: E402
@@ -365,7 +369,81 @@ async def close_tabs(tabs: list[AgentTab]) -> None:
     await asyncio.gather(*(t.reader for t in tabs if t.reader), return_exceptions=True)
 
 
+# -- where the CPU went -----------------------------------------------------------------------
+def process_cpu(pid: int | None, children: bool = False) -> float:
+    """CPU seconds (user + system, all threads) a live process has used, or with `children`
+    what its exited children have used; 0 when there is no such process."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    ticks = int(fields[13]) + int(fields[14]) if children else int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def reaped_children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def machine_cpu() -> float:
+    """CPU seconds all CPUs have been busy since boot (everything but idle and iowait)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class CpuMeter:
+    """CPU used by each part of the rig between start() and report(), in % of one CPU."""
+
+    parts: dict[str, Callable[[], float]]  # name → its cumulative CPU seconds
+    before: dict[str, float] = field(default_factory=dict)
+    started: float = 0.0
+
+    def start(self) -> None:
+        self.before = {name: read() for name, read in self.parts.items()}
+        self.started = time.monotonic()
+
+    def report(self) -> str:
+        wall = time.monotonic() - self.started
+        used = {name: read() - self.before[name] for name, read in self.parts.items()}
+        machine = used.pop("machine")
+        used["the rest (kernel, other processes)"] = machine - sum(used.values())
+        text = ", ".join(f"{name} {100 * cpu / wall:.0f}%" for name, cpu in used.items())
+        return (
+            f"CPU over the run, % of one CPU ({os.cpu_count()} CPUs, {100 * machine / wall:.0f}%"
+            f" used in all):\n  {text}"
+        )
+
+
 # -- the run ----------------------------------------------------------------------------------
+@dataclass
+class Rig:
+    """What runs during the measurement; the ExitStack stops all of it."""
+
+    pbx: PbxUnderTest
+    server: Server
+    tap: StampedTap
+    phones: list[Sipp]
+    stack: ExitStack
+
+    def meter(self) -> CpuMeter:
+        asterisk, server = read_pid(self.pbx.paths), self.server.process.pid
+        return CpuMeter(
+            {
+                "machine": machine_cpu,
+                "asterisk": lambda: process_cpu(asterisk),
+                "hotline serve": lambda: process_cpu(server),
+                # The server runs ffmpeg for each recording's Opus copy (recordings ingest).
+                "its ffmpeg": lambda: process_cpu(server, children=True),
+                "SIPp phones": lambda: sum(process_cpu(p.proc.pid) for p in self.phones),
+                # The carrier SIPp has exited, and been reaped by us, when report() reads it.
+                "SIPp carrier": reaped_children_cpu,
+                "this bench": lambda: process_cpu(os.getpid()),
+            }
+        )
+
+
 @dataclass
 class Run:
     placed: int
@@ -376,6 +454,7 @@ class Run:
     events: list[Event]
     rings: list[tuple[float, Event]]
     tabs: dict[str, AgentTab]
+    cpu: str
 
 
 def is_carrier_entry(event: Event) -> bool:
@@ -401,18 +480,16 @@ async def exited(sipp: Sipp, timeout: float) -> bool:
     return sipp.proc.poll() is not None
 
 
-async def warm_up(
-    pbx: PbxUnderTest, tap: StampedTap, tabs: dict[str, AgentTab], caller: str, stack: ExitStack
-) -> float:
+async def warm_up(rig: Rig, tabs: dict[str, AgentTab], caller: str) -> float:
     """One call end to end before measuring: proves the path works, warms the server and
     returns how long a call takes from entering the PBX to ringing an agent (seconds)."""
-    mark = tap.mark()
-    sipp, _ = start_carrier(pbx, WORKDIR / "warm-up", [caller], 1, 1)
-    stack.callback(sipp.stop)
-    entry = await next_event(tap, is_carrier_entry, mark)
+    mark = rig.tap.mark()
+    sipp, _ = start_carrier(rig.pbx, WORKDIR / "warm-up", [caller], 1, 1)
+    rig.stack.callback(sipp.stop)
+    entry = await next_event(rig.tap, is_carrier_entry, mark)
     linkedid = entry["Linkedid"]
     ring = await next_event(
-        tap, lambda e: e.get("Event") == "AgentCalled" and e.get("Linkedid") == linkedid, mark
+        rig.tap, lambda e: e.get("Event") == "AgentCalled" and e.get("Linkedid") == linkedid, mark
     )
     tab = tabs.get(ring.get("MemberName", ""))
     if tab is None or not await tab.wait_pop(linkedid, 10):
@@ -422,28 +499,26 @@ async def warm_up(
 
 
 async def measure(
-    args: argparse.Namespace,
-    pbx: PbxUnderTest,
-    server: Server,
-    tap: StampedTap,
-    agents: list[dict[str, str]],
-    callers: list[str],
-    stack: ExitStack,
+    args: argparse.Namespace, rig: Rig, agents: list[dict[str, str]], callers: list[str]
 ) -> Run:
     tabs: dict[str, AgentTab] = {}
     try:
         for row in agents:
-            tabs[row["username"]] = await open_tab(server, row["username"])
+            tabs[row["username"]] = await open_tab(rig.server, row["username"])
         print(f"{len(tabs)} agent tabs connected; warm-up call ...", flush=True)
-        entry_to_ring = await warm_up(pbx, tap, tabs, callers[-1], stack)
+        entry_to_ring = await warm_up(rig, tabs, callers[-1])
         calls = round(args.rate * args.seconds)
         print(f"placing {calls} calls at {args.rate:g}/s ...", flush=True)
-        mark, rings_mark = tap.mark(), len(tap.rings)
+        mark, rings_mark = rig.tap.mark(), len(rig.tap.rings)
         started_at = time.time()
-        carrier, stats = start_carrier(pbx, WORKDIR / "carrier", callers[:-1], args.rate, calls)
-        stack.callback(carrier.stop)
+        meter = rig.meter()
+        meter.start()
+        folder = WORKDIR / "carrier"
+        carrier, stats = start_carrier(rig.pbx, folder, callers[:-1], args.rate, calls)
+        rig.stack.callback(carrier.stop)
         if not await exited(carrier, args.seconds + 120):
             print("the carrier SIPp did not finish; reporting what came so far", flush=True)
+        cpu = meter.report()
         await asyncio.sleep(SETTLE_S)
         ok, failed = sipp_totals(stats)
         return Run(
@@ -452,9 +527,10 @@ async def measure(
             failed,
             entry_to_ring,
             started_at,
-            list(tap.events[mark:]),
-            list(tap.rings[rings_mark:]),
+            list(rig.tap.events[mark:]),
+            list(rig.tap.rings[rings_mark:]),
             dict(tabs),
+            cpu,
         )
     finally:
         await close_tabs(list(tabs.values()))
@@ -571,8 +647,9 @@ def report(run: Run, rss_mb: float | None) -> int:
     print(f"per-call samples: {dump.relative_to(REPO)}")
     if missing:
         print("missing: " + ", ".join(f"{lid}→{agent}" for lid, agent in missing[:10]))
+    print(f"\n{run.cpu}")
     if rss_mb is not None:
-        print(f"\nserver RSS at the end: {rss_mb:.0f} MB")
+        print(f"server RSS at the end: {rss_mb:.0f} MB")
     if not matched:
         print("\nnothing measured: no AgentCalled was matched to a pop", file=sys.stderr)
         return 1
@@ -609,13 +686,16 @@ def bench(args: argparse.Namespace) -> int:
         pbx = start_pbx(WORKDIR, agents)
         stack.callback(clear_spool, pbx)  # runs last: after the PBX has stopped
         stack.callback(pbx.stop)
+        phones: list[Sipp] = []
         for row in agents:
             endpoint = row["phone_interface"].removeprefix("PJSIP/")
-            stack.callback(start_phone(pbx, endpoint, RING_MS, WORKDIR).stop)
+            phones.append(start_phone(pbx, endpoint, RING_MS, WORKDIR))
+            stack.callback(phones[-1].stop)
         server = stack.enter_context(hotline_serve(pbx, f"sqlite+aiosqlite:///{db_path}", WORKDIR))
         tap = StampedTap(pbx.settings, WORKDIR / "ami.txt")
         stack.callback(tap.close)
-        run = asyncio.run(measure(args, pbx, server, tap, agents, callers[:needed], stack))
+        rig = Rig(pbx, server, tap, phones, stack)
+        run = asyncio.run(measure(args, rig, agents, callers[:needed]))
         rss = server.rss_mb()
     status = report(run, rss)
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
