@@ -30,7 +30,7 @@ from recordings.errors import DiskFull
 from recordings.meta import CallMeta, HostPath
 from recordings.models import Recording, RecordingState
 from recordings.storage import Storage, dated_name
-from recordings.transcode import to_opus
+from recordings.transcode import to_opus, transcoder
 from recordings.wavfile import Header, HeaderState, inspect_header, wav_facts
 
 log = logging.getLogger(__name__)
@@ -302,8 +302,9 @@ class RecordingIngest:
             return None, None
         temporary, final = self.storage.write_beside(wav_relative, ".opus")
         wav = self.storage.path(wav_relative)
+        loop = asyncio.get_running_loop()
         try:
-            await asyncio.to_thread(to_opus, wav, temporary, final)
+            await loop.run_in_executor(transcoder(), to_opus, wav, temporary, final)
         except DiskFull:
             raise
         except Exception as exc:

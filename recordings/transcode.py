@@ -1,16 +1,47 @@
-"""The Opus streaming copy (pydub + Debian's ffmpeg). Blocking: callers run it in a thread."""
+"""The Opus streaming copy (pydub + Debian's ffmpeg). Blocking: callers run it in the
+low-priority transcoder thread (`transcoder()`), so ffmpeg never competes with pops.
+"""
 
 from __future__ import annotations
 
 import errno
 import os
+import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from recordings.errors import DiskFull
 
 OPUS_BITRATE = "24k"
+# ffmpeg took half a CPU per recording and drove the pop latency tail on the real PBX
+# (bench/pop_latency_pbx.py): the streaming copy can wait, the agent's pop cannot.
+TRANSCODE_NICE = 10
+
+
+def _lower_priority() -> None:
+    # On Linux a thread has its own nice value, and processes it starts inherit it: the
+    # ffmpeg that pydub spawns from this thread runs at the lower priority too.
+    # Relative to the server's own niceness: raising a priority would need privileges.
+    thread = threading.get_native_id()
+    current = os.getpriority(os.PRIO_PROCESS, thread)
+    os.setpriority(os.PRIO_PROCESS, thread, min(19, current + TRANSCODE_NICE))
+
+
+_shared: ThreadPoolExecutor | None = None
+_shared_lock = threading.Lock()
+
+
+def transcoder() -> ThreadPoolExecutor:
+    """The process's one low-priority thread: one ffmpeg at a time, behind everything else."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="transcode", initializer=_lower_priority
+            )
+        return _shared
 
 
 def _audio_segment() -> Any:
