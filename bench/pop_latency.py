@@ -108,15 +108,20 @@ class FakeAsterisk:
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"Asterisk Call Manager/11.0.0\r\n")
         buffer = b""
-        while data := await reader.read(65536):
-            buffer += data
-            while b"\r\n\r\n" in buffer:
-                raw, buffer = buffer.split(b"\r\n\r\n", 1)
-                action = dict(
-                    line.split(": ", 1) for line in raw.decode().split("\r\n") if ": " in line
-                )
-                self.reply(writer, action)
-            await writer.drain()
+        try:
+            while data := await reader.read(65536):
+                buffer += data
+                while b"\r\n\r\n" in buffer:
+                    raw, buffer = buffer.split(b"\r\n\r\n", 1)
+                    action = dict(
+                        line.split(": ", 1) for line in raw.decode().split("\r\n") if ": " in line
+                    )
+                    self.reply(writer, action)
+                await writer.drain()
+        except asyncio.CancelledError:
+            # Cancelled at exit. Not re-raised: this is the connection's top-level task,
+            # and asyncio's stream callback would print a cancelled one as an error.
+            return
 
     def reply(self, writer: asyncio.StreamWriter, action: dict[str, str]) -> None:
         name, action_id = action.get("Action", "").lower(), action.get("ActionID", "")
@@ -199,6 +204,19 @@ class FakeAsterisk:
 
 
 # -- agents' browsers --------------------------------------------------------------------------
+def wait_healthy(base: str, seconds: float = 60) -> None:
+    # The AMI login can come before the HTTP listener is up: wait for /healthz as well.
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def login(base: str, username: str) -> str:
     request = urllib.request.Request(
         f"{base}/api/login",
@@ -207,7 +225,7 @@ def login(base: str, username: str) -> str:
         headers={"Content-Type": "application/json", "Origin": base},
     )
     with urllib.request.urlopen(request, timeout=30) as response:
-        cookie = response.headers["Set-Cookie"].split(";", 1)[0]
+        cookie: str = response.headers["Set-Cookie"].split(";", 1)[0]
     return cookie
 
 
@@ -337,6 +355,7 @@ async def main(args: argparse.Namespace) -> None:
     try:
         base = f"http://127.0.0.1:{settings.http_port}"
         await asyncio.wait_for(fake.ready.wait(), 60)
+        await asyncio.to_thread(wait_healthy, base)
         print(f"server up; logging in {args.agents} agents ...", flush=True)
         cookies = [await asyncio.to_thread(login, base, f"bench{n}") for n in range(args.agents)]
         received: dict[str, float] = {}
@@ -360,6 +379,8 @@ async def main(args: argparse.Namespace) -> None:
                 print(f"{'':13} p99 pop / p99 bare = {ratio:.1f}x")
         for task in readers:
             task.cancel()
+        # Collected, so asyncio.run does not report the cancelled readers at exit.
+        await asyncio.gather(*readers, return_exceptions=True)
     finally:
         server.terminate()
         server.wait(timeout=20)
