@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 PEAK_BUCKETS = 600
+READ_ONCE_BYTES = 64 << 20
 _CHUNK_SAMPLES = 1 << 16
 
 
@@ -117,15 +118,26 @@ def _rms_and_peaks(samples: np.ndarray, buckets: int) -> tuple[float, list[int]]
 
 
 def wav_facts(path: Path, header: Header, buckets: int = PEAK_BUCKETS) -> WavFacts:
-    """Blocking (run it in a thread): reads the file once for the hash, once mapped."""
+    """Blocking (run it in a thread). Calls up to READ_ONCE_BYTES (~70 min) are read into
+    memory once for the hash and the samples: two ingest threads then really run side by
+    side, where faulting in a memory map kept them waiting on each other. Longer files are
+    hashed in chunks and mapped, so memory stays bounded."""
     rate, frames, seconds = _pcm_format(path)
-    with path.open("rb") as handle:
-        digest = hashlib.file_digest(handle, "sha256").hexdigest()
     count = min(frames, header.data_size // 2)
-    if count:
-        samples = np.memmap(path, dtype="<i2", mode="r", offset=header.data_offset, shape=(count,))
-        rms, peaks = _rms_and_peaks(samples, buckets)
-        del samples
+    if header.file_size <= READ_ONCE_BYTES:
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        samples: np.ndarray = np.frombuffer(
+            data, dtype="<i2", offset=header.data_offset, count=count
+        )
     else:
-        rms, peaks = 0.0, []
+        with path.open("rb") as handle:
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        samples = (
+            np.memmap(path, dtype="<i2", mode="r", offset=header.data_offset, shape=(count,))
+            if count
+            else np.zeros(0, dtype="<i2")
+        )
+    rms, peaks = _rms_and_peaks(samples, buckets) if count else (0.0, [])
+    del samples
     return WavFacts(digest, header.file_size, round(seconds, 3), rate, round(rms, 2), peaks)

@@ -188,3 +188,16 @@ async def test_a_mixed_batch_gets_each_file_its_own_outcome_and_gives_every_leas
     found = await rows(db)
     assert len(found) == 3 and all(r.claimed_by is None for r in found)
     assert abs((results[0].duration_seconds or 0) - 1.5) < 0.01  # type: ignore[union-attr]
+
+
+def test_long_calls_get_the_same_facts_from_the_bounded_memory_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recordings import wavfile
+
+    path = write_wav(tmp_path / NAME, seconds=3.0)
+    header = wavfile.inspect_header(path)
+    in_memory = wavfile.wav_facts(path, header)
+    monkeypatch.setattr(wavfile, "READ_ONCE_BYTES", 1024)  # as if the call were hours long
+    assert wavfile.wav_facts(path, header) == in_memory
+    assert in_memory.duration_seconds == 3.0 and len(in_memory.peaks) == wavfile.PEAK_BUCKETS
