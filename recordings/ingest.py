@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 import wave
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -81,7 +81,7 @@ class RecordingIngest:
         self.transcode = transcode
         self.node = uuid.uuid4().hex[:16]
         self.queue: asyncio.Queue[CallMeta] = asyncio.Queue()
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # key -> (lock, users)
         self._workers: list[asyncio.Task[None]] = []
 
     # --- background worker -------------------------------------------------------------
@@ -110,7 +110,7 @@ class RecordingIngest:
     async def _run(self) -> None:
         while True:
             # Whatever else is already queued joins this batch: one claim transaction for
-            # all of it, and results committed together as they finish (group commit).
+            # all of it, and results committed in groups (see _process_all).
             batch = [await self.queue.get()]
             while len(batch) < BATCH and not self.queue.empty():
                 batch.append(self.queue.get_nowait())
@@ -139,7 +139,7 @@ class RecordingIngest:
         unique = {meta.key: meta for meta in metas}
         async with contextlib.AsyncExitStack() as stack:
             for key in sorted(unique):  # a fixed order: overlapping batches cannot deadlock
-                await stack.enter_async_context(self._locks.setdefault(key, asyncio.Lock()))
+                await stack.enter_async_context(self._file_lock(key))
             claims = await self._claim(list(unique.values()))
             results: dict[str, Recording | None] = {}
             work: list[tuple[Recording, CallMeta]] = []
@@ -152,6 +152,22 @@ class RecordingIngest:
                     work.append((row, unique[key]))
             results.update(await self._process_all(work, rescan))
         return [results[meta.key] for meta in metas]
+
+    @contextlib.asynccontextmanager
+    async def _file_lock(self, key: str) -> AsyncIterator[None]:
+        """One file at a time in this process; the lock is forgotten when nobody needs it,
+        so a server that runs for months does not keep one per recording ever made."""
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
 
     async def _claim(self, metas: list[CallMeta]) -> dict[str, tuple[Recording, bool]]:
         """key -> (row, whether we hold its lease); new rows are created with the lease."""

@@ -187,6 +187,7 @@ async def test_a_mixed_batch_gets_each_file_its_own_outcome_and_gives_every_leas
     assert results[0] is results[2] and results[3] is not None and results[3].id == first.id
     found = await rows(db)
     assert len(found) == 3 and all(r.claimed_by is None for r in found)
+    assert ingest._locks == {}  # no per-file lock is kept once the file is done
     assert abs((results[0].duration_seconds or 0) - 1.5) < 0.01  # type: ignore[union-attr]
 
 
