@@ -36,6 +36,8 @@ from recordings.wavfile import Header, HeaderState, inspect_header, wav_facts
 log = logging.getLogger(__name__)
 # An ingest holds its row this long at most; a crashed holder's files are retried after it.
 LEASE_SECONDS = 120
+# Core statements (executemany) where the ORM would send one statement per file.
+RECORDINGS = cast(Table, Recording.__table__)
 # Queued files claimed in one transaction, and results written per this many files.
 BATCH = 32
 FLUSH_EVERY = 8
@@ -182,8 +184,8 @@ class RecordingIngest:
                     claims: dict[str, tuple[Recording, bool]] = {}
                     fresh = [meta for meta in metas if meta.key not in existing]
                     if fresh:  # one executemany: the ORM would send one INSERT per file
-                        table = cast(Table, Recording.__table__)
-                        await session.execute(insert(table), [self._new_row(m) for m in fresh])
+                        rows = [self._new_row_values(m) for m in fresh]
+                        await session.execute(insert(RECORDINGS), rows)
                         added = await session.scalars(
                             select(Recording).where(
                                 Recording.source_path.in_([m.key for m in fresh])
@@ -222,7 +224,7 @@ class RecordingIngest:
         )
         return bool(getattr(result, "rowcount", 0))
 
-    def _new_row(self, meta: CallMeta) -> dict[str, object]:
+    def _new_row_values(self, meta: CallMeta) -> dict[str, object]:
         ended = meta.ended_at or datetime.now(UTC)
         return {
             "server": meta.server,
@@ -365,7 +367,7 @@ class RecordingIngest:
 
         Core executemany per shape of outcome (complete, quarantined, error): the ORM's
         load-modify-flush cost several milliseconds a row, more than examining the file."""
-        table = cast(Table, Recording.__table__)
+        table = RECORDINGS  # short name for the statements below
         ids = [o.recording_id for o in outcomes]
         shapes: dict[tuple[str, ...], list[dict[str, object]]] = {}
         for outcome in outcomes:
