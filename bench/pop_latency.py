@@ -6,7 +6,8 @@ WebSocket, through the real `hotline serve`, with N agents connected and a big C
 The bench plays Asterisk: a loopback AMI server the real server's AMI client logs into,
 writing real-shaped event sequences for calls from seeded customers' numbers. Agent browsers
 are WebSocket clients logged in through /api/login. In the same run a bare relay (TCP line →
-the right agent's WebSocket, no logic) gives the floor. Figures only; nothing is asserted.
+the right agent's WebSocket, no logic; bench/bare_relay.py, a process of its own like the
+server) gives the floor. Figures only; nothing is asserted.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import websockets
-from aiohttp import web
 from sqlalchemy import select
 
 from agent_desktop import schema
@@ -272,51 +272,41 @@ async def run_rate(
 
 # -- the bare relay floor ---------------------------------------------------------------------
 async def bare_relay(rate: float, seconds: float, agents: int) -> list[float]:
-    sockets: dict[int, web.WebSocketResponse] = {}
-
-    async def ws_handler(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        sockets[int(request.query["agent"])] = ws
-        async for _ in ws:
-            pass
-        return ws
-
-    async def line_handler(reader: asyncio.StreamReader, _w: asyncio.StreamWriter) -> None:
-        while line := await reader.readline():
-            agent, payload = line.decode().split(" ", 1)
-            await sockets[int(agent)].send_str(payload)
-
-    app = web.Application()
-    app.router.add_get("/ws", ws_handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
+    """The same clients and the same two process hops as the pop, minus everything we do."""
     port, tcp_port = free_port(), free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    tcp = await asyncio.start_server(line_handler, "127.0.0.1", tcp_port)
-    received: dict[str, float] = {}
-    readers = [
-        asyncio.create_task(agent_socket(f"ws://127.0.0.1:{port}/ws?agent={n}", {}, received))
-        for n in range(agents)
-    ]
-    while len(sockets) < agents:
-        await asyncio.sleep(0.05)
-    _, writer = await asyncio.open_connection("127.0.0.1", tcp_port)
-    sent: dict[str, float] = {}
-    rng = random.Random(7)
-    started = time.perf_counter()
-    for i in range(int(rate * seconds)):
-        key = f"bare{rate}-{i}"
-        payload = json.dumps({"type": "pop", "pop": {"linkedid": key}})
-        writer.write(f"{rng.randrange(agents)} {payload}\n".encode())
-        sent[key] = time.perf_counter()
-        await asyncio.sleep(max(0.0, started + (i + 1) / rate - time.perf_counter()))
-    await asyncio.sleep(1.0)
-    for task in readers:
-        task.cancel()
-    writer.close()
-    tcp.close()
-    await runner.cleanup()
+    relay = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("bare_relay.py")), str(tcp_port), str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert relay.stdout is not None
+        if await asyncio.to_thread(relay.stdout.readline) != "ready\n":
+            raise RuntimeError("bare relay did not start")
+        received: dict[str, float] = {}
+        readers = [
+            asyncio.create_task(agent_socket(f"ws://127.0.0.1:{port}/ws?agent={n}", {}, received))
+            for n in range(agents)
+        ]
+        await asyncio.sleep(2.0)  # as for the pops: every agent connected before the first
+        _, writer = await asyncio.open_connection("127.0.0.1", tcp_port)
+        sent: dict[str, float] = {}
+        rng = random.Random(7)
+        started = time.perf_counter()
+        for i in range(int(rate * seconds)):
+            key = f"bare{rate}-{i}"
+            payload = json.dumps({"type": "pop", "pop": {"linkedid": key}})
+            writer.write(f"{rng.randrange(agents)} {payload}\n".encode())
+            sent[key] = time.perf_counter()
+            await asyncio.sleep(max(0.0, started + (i + 1) / rate - time.perf_counter()))
+        await asyncio.sleep(1.0)
+        for task in readers:
+            task.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+        writer.close()
+    finally:
+        relay.terminate()
+        relay.wait(timeout=10)
     return [(received[k] - v) * 1000 for k, v in sent.items() if k in received]
 
 

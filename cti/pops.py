@@ -9,6 +9,7 @@ written to the database off the hot path.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -41,9 +42,15 @@ Extra = Callable[[int], Awaitable[list[dict[str, Any]]]]
 
 
 class PopSink(Protocol):
-    """Where pops go: the WebSocket hub, which knows each agent's open tabs."""
+    """Where pops go: the WebSocket hub, which knows each agent's open tabs. A `str` message
+    is JSON text already encoded (pops are, so the ring does not pay for encoding the 360)."""
 
-    async def send_to_user(self, user_id: int, message: dict[str, Any]) -> int: ...
+    async def send_to_user(self, user_id: int, message: dict[str, Any] | str) -> int: ...
+
+
+def encode_members(payload: dict[str, Any]) -> str:
+    """A JSON object's members without the braces, ready to splice into a bigger object."""
+    return json.dumps(payload, ensure_ascii=False, default=str)[1:-1]
 
 
 @dataclass
@@ -59,20 +66,25 @@ class Pop:
     rang_at: float
     payload: dict[str, Any]
 
-    def message(self) -> dict[str, Any]:
+    def _fields(self) -> dict[str, Any]:
         return {
-            "v": PROTOCOL_VERSION,
-            "type": "pop",
-            "pop": {
-                "id": self.id,
-                "state": self.state,
-                "linkedid": self.linkedid,
-                "caller": self.caller,
-                "queue": self.queue,
-                "rang_at": self.rang_at,
-                **self.payload,
-            },
+            "id": self.id,
+            "state": self.state,
+            "linkedid": self.linkedid,
+            "caller": self.caller,
+            "queue": self.queue,
+            "rang_at": self.rang_at,
         }
+
+    def message(self) -> dict[str, Any]:
+        return {"v": PROTOCOL_VERSION, "type": "pop", "pop": {**self._fields(), **self.payload}}
+
+    def encoded(self, payload_members: str | None = None) -> str:
+        """`message()` as JSON text. Given the payload already encoded (the 360, the bulk of
+        it, is encoded when the call enters), only the few pop fields are encoded here."""
+        members = payload_members or encode_members(self.payload)
+        fields = encode_members(self._fields())
+        return f'{{"v": {PROTOCOL_VERSION}, "type": "pop", "pop": {{{fields}, {members}}}}}'
 
 
 @dataclass
@@ -80,6 +92,25 @@ class CallContext:
     caller: str
     task: asyncio.Task[dict[str, Any]]
     pops: dict[str, Pop] = field(default_factory=dict)  # by ring id
+    # The current 360 with its JSON members. The dict itself is held, not its id(): an id
+    # can be reused by a new dict once a replaced 360 (CallIdentified) is freed.
+    encoded: tuple[dict[str, Any], str] | None = None
+
+    def members(self, payload: dict[str, Any]) -> str | None:
+        """The payload's JSON members if it is the built 360, encoded once for every agent
+        it rings (ring-all); None for a stand-in payload (pending, unknown)."""
+        if self.encoded is not None and self.encoded[0] is payload:
+            return self.encoded[1]
+        return None
+
+    def encode_when_built(self) -> None:
+        """Encode the 360 as soon as it is built, while the caller is still in the IVR."""
+
+        def done(task: asyncio.Task[dict[str, Any]]) -> None:
+            if task is self.task and not task.cancelled() and task.exception() is None:
+                self.encoded = (task.result(), encode_members(task.result()))
+
+        self.task.add_done_callback(done)
 
 
 class PopService:
@@ -163,12 +194,15 @@ class PopService:
     # -- bus handlers --------------------------------------------------------------------
     def on_started(self, e: CallStarted) -> None:
         task = asyncio.create_task(self.build(e.caller, None), name=f"pop-360-{e.linkedid}")
-        self.calls[(e.server, e.linkedid)] = CallContext(e.caller, task)
+        context = CallContext(e.caller, task)
+        context.encode_when_built()
+        self.calls[(e.server, e.linkedid)] = context
 
     def on_identified(self, e: CallIdentified) -> None:
         context = self.calls.get((e.server, e.linkedid))
         if context is not None:
             context.task = asyncio.create_task(self.build(context.caller, e.customer_id))
+            context.encode_when_built()
 
     @staticmethod
     def _payload(context: CallContext | None, caller: str) -> dict[str, Any]:
@@ -213,7 +247,8 @@ class PopService:
         self.owners[pop.id] = agent.user_id
         if len(self.owners) > MAX_REMEMBERED:
             del self.owners[next(iter(self.owners))]
-        await self.sink.send_to_user(agent.user_id, pop.message())
+        members = context.members(pop.payload) if context is not None else None
+        await self.sink.send_to_user(agent.user_id, pop.encoded(members))
         self.writes.put_nowait(("insert", {"pop": pop}))
         if pop.payload.get("match") == "pending" and context is not None:
             task = asyncio.create_task(self._complete_later(pop, context))

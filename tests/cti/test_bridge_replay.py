@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -23,8 +24,8 @@ class RecordingSink:
     def __init__(self) -> None:
         self.sent: list[tuple[int, dict[str, Any]]] = []
 
-    async def send_to_user(self, user_id: int, message: dict[str, Any]) -> int:
-        self.sent.append((user_id, message))
+    async def send_to_user(self, user_id: int, message: dict[str, Any] | str) -> int:
+        self.sent.append((user_id, json.loads(message) if isinstance(message, str) else message))
         return 1
 
     def to(self, user_id: int) -> list[dict[str, Any]]:

@@ -71,3 +71,15 @@ async def test_missing_session_is_refused(ws_client: TestClient[Any, Any], world
     rows = await audit_rows(world.db, "websocket_refused")
     assert [r.detail["reason"] for r in rows if r.detail] == ["session", "session"]
     assert all(r.user_id is None and r.ip == "127.0.0.1" for r in rows)
+
+
+async def test_the_desktop_socket_refuses_permessage_deflate(
+    ws_client: TestClient[Any, Any],
+) -> None:
+    # Chrome offers deflate on every socket; the hub must decline it (a pop's latency, and
+    # the compression side channel between caller ID and customer data).
+    await login_ok(ws_client, "agent_east")
+    ws = await ws_client.ws_connect("/ws", origin=ORIGIN, compress=15)
+    assert (await ws.receive_json(timeout=5))["type"] == "hello"
+    assert ws.compress == 0
+    await ws.close()
