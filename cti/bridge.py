@@ -64,6 +64,7 @@ class CtiBridge:
             await self.call_log.stop()
             await self.pops.drain()
         finally:  # whatever failed above, the tasks end and the lookup connection closes
+            await self.pops.stop()  # 360s in flight use the lookup and hold pooled connections
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)

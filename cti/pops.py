@@ -131,6 +131,9 @@ class PopService:
         self.by_user: dict[int, dict[str, Pop]] = {}
         self.writes: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self._background: set[asyncio.Task[None]] = set()
+        # Every 360 being built: each holds a pooled connection and the lookup while it runs,
+        # and a call that ends (or is identified again) drops its reference to the task.
+        self._builds: set[asyncio.Task[dict[str, Any]]] = set()
         self.owners: dict[str, int] = {}  # pop id → agent, for receipts (bounded below)
 
     # -- building the payload, while the caller is still in the IVR ---------------------
@@ -192,16 +195,23 @@ class PopService:
         return {"match": "unknown", "number": caller}
 
     # -- bus handlers --------------------------------------------------------------------
+    def _start_build(
+        self, caller: str, customer_id: int | None, linkedid: str
+    ) -> asyncio.Task[dict[str, Any]]:
+        task = asyncio.create_task(self.build(caller, customer_id), name=f"pop-360-{linkedid}")
+        self._builds.add(task)
+        task.add_done_callback(self._builds.discard)
+        return task
+
     def on_started(self, e: CallStarted) -> None:
-        task = asyncio.create_task(self.build(e.caller, None), name=f"pop-360-{e.linkedid}")
-        context = CallContext(e.caller, task)
+        context = CallContext(e.caller, self._start_build(e.caller, None, e.linkedid))
         context.encode_when_built()
         self.calls[(e.server, e.linkedid)] = context
 
     def on_identified(self, e: CallIdentified) -> None:
         context = self.calls.get((e.server, e.linkedid))
         if context is not None:
-            context.task = asyncio.create_task(self.build(context.caller, e.customer_id))
+            context.task = self._start_build(context.caller, e.customer_id, e.linkedid)
             context.encode_when_built()
 
     @staticmethod
@@ -372,3 +382,16 @@ class PopService:
 
     async def drain(self) -> None:
         await self.writes.join()
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Shutdown: let the 360s and late pops in flight finish, cancel what is left after
+        `grace`. Before the lookup and the engine close: a build still holding a pooled
+        connection when the engine is disposed returns it to the discarded pool, where it is
+        never closed (an unclosed aiosqlite connection, found later by the GC)."""
+        pending = self._builds | self._background
+        if not pending:
+            return
+        _done, late = await asyncio.wait(pending, timeout=grace)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)

@@ -156,3 +156,19 @@ async def test_receipts_are_stored(db: Database, world: dict[str, Any]) -> None:
     async with db.transaction() as session:
         pop = await session.get(ScreenPop, pop_id)
     assert pop is not None and pop.delivered_at is not None and pop.displayed_at is None
+
+
+async def test_stop_waits_for_the_360s_in_flight(db: Database, world: dict[str, Any]) -> None:
+    # A call that never queued (click-to-dial) leaves its 360 building when the call log is
+    # done. stop() must let it finish: a build still holding a pooled connection when the
+    # engine is disposed hands it back to a discarded pool, and that aiosqlite connection is
+    # never closed (it surfaced as a ResourceWarning in whatever test the GC ran in).
+    bridge: CtiBridge = world["bridge"]
+    for event in load("click_to_dial_originate"):
+        bridge.handle_replay("pbx1", event)
+    await bridge.dispatch_pending()
+    builds = [t for t in asyncio.all_tasks() if t.get_name().startswith("pop-360-")]
+    assert builds and not any(t.done() for t in builds)
+    await bridge.stop()
+    assert all(t.done() and not t.cancelled() for t in builds)
+    assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
