@@ -5,6 +5,7 @@ login, the agent desktop and the wallboard here.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -125,15 +126,29 @@ def build_app(db: Database, bus: EventBus | None = None) -> web.Application:
     return app
 
 
+async def freeze_startup_heap(_app: web.Application) -> None:
+    """Move everything alive after start-up out of the collector's sight.
+
+    Why: the server holds ~300k long-lived objects (modules, SQLAlchemy metadata, templates)
+    that never become garbage, and each full collection walked them all: 50-110 ms with the
+    event loop stopped, measured at 50 calls/s, and a pop that arrived then waited that long.
+    Frozen, a full collection walks only what was made since. Only for `serve`: a test suite
+    building many apps would keep every frozen one's cycles for good."""
+    gc.collect()
+    gc.freeze()
+
+
 def serve(settings: Settings) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     db = Database.open(settings)
     print(f"hotline serving on http://{settings.http_host}:{settings.http_port}/", flush=True)
+    app = build_app(db)
+    app.on_startup.append(freeze_startup_heap)  # last: after every feature has started
     try:
         web.run_app(
-            build_app(db),
+            app,
             host=settings.http_host,
             port=settings.http_port,
             print=None,
