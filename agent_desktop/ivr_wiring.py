@@ -3,8 +3,6 @@ composition root hands it these callables (pop extras, IVR status, request numbe
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from agent_desktop.server import AppContext
@@ -39,9 +37,9 @@ def setup(_app: web.Application, ctx: AppContext) -> None:
     async def request_owner(number: str) -> int | None:
         return await customer_view.customer_of_request(db, number)
 
-    async def open_requests(customer_id: int) -> list[dict[str, Any]]:
-        return await customer_view.open_requests(db, customer_id)
-
+    # Given the engine to read with: the pop's 360 is built on the CTI database thread.
     ctx.providers.update(
-        status_for=status_for, request_owner=request_owner, open_requests=open_requests
+        status_for=status_for,
+        request_owner=request_owner,
+        open_requests=customer_view.open_requests,
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ from crm_core.settings import Settings
 
 log = logging.getLogger(__name__)
 DB_KEY = web.AppKey("db", Database)
+SWITCH_INTERVAL = 0.0005  # seconds; see serve()
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -144,6 +146,9 @@ def serve(settings: Settings) -> int:
     )
     db = Database.open(settings)
     print(f"hotline serving on http://{settings.http_host}:{settings.http_port}/", flush=True)
+    # The CTI writers run on a thread of their own (cti/db_thread.py). When the loop that
+    # sends pops wakes up, it waits for the GIL at most this long (the default is 5 ms).
+    sys.setswitchinterval(SWITCH_INTERVAL)
     app = build_app(db)
     app.on_startup.append(freeze_startup_heap)  # last: after every feature has started
     try:

@@ -1,15 +1,22 @@
 """The AMI bridge: AMI events → call tracker → pops, call log, agent state, bus.
 
 Order of work per event is deliberate: the pop (the agent is waiting for it) first, then
-the call log (queued to its own writer), then the bus for other packages.
+the call log (handed to its writer), then the bus for other packages.
+
+The serving loop keeps only what a ring needs: AMI, the tracker, routing pops to sockets.
+The database work that follows calls (building each caller's 360 while they are in the IVR,
+the call log, the pop rows) runs on the CTI database thread, where its SQLAlchemy steps
+cannot hold up a ring (measured with bench/pop_latency.py: they were most of the p99).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from crm_core.db import Database
@@ -25,8 +32,11 @@ from cti.call_events import (
     RingWithdrawn,
 )
 from cti.call_log import CallLogWriter
+from cti.db_thread import DbThread
 from cti.directory import AgentDirectory
-from cti.pops import Extra, PopService, PopSink
+from cti.pop_payload import Extra, Pop360Builder
+from cti.pop_writer import PopWriter
+from cti.pops import PopService, PopSink
 from cti.tracker import AmiEventLike, CallTracker
 
 log = logging.getLogger(__name__)
@@ -39,42 +49,60 @@ class CtiBridge:
     ) -> None:
         self.db = db
         self.bus = bus
-        self.finder = NumberLookup(db.settings)
         self.directory = AgentDirectory(db)
-        self.pops = PopService(
-            db, directory=self.directory, finder=self.finder, sink=sink, open_requests=open_requests
-        )
-        self.call_log = CallLogWriter(db, self.directory, self.finder, bus)
+        # The database work that follows calls (the 360s, the call log, the pop rows) runs on
+        # its own thread and engine (see cti/db_thread.py); it is set up there at start().
+        self.db_thread = DbThread(db.settings)
+        self.open_requests = open_requests
+        self._writers: _Writers | None = None
+        self.pops = PopService(self.directory, sink, build=self._build_360, store=self._store_pop)
         self._pending: list[object] = []
         self.tracker = CallTracker(self._pending.append)
         self.agents = AgentStates()
         self.state_listeners: list[StateListener] = []
-        self._tasks: list[asyncio.Task[Any]] = []
         self.handled = 0
         self.lag_ns = 0  # of the last event: from its last byte read to handled
 
     async def start(self) -> None:
-        await self.finder.open()
         await self.directory.reload()
-        self.call_log.start()
-        self._tasks.append(asyncio.create_task(self.pops.run_writer(), name="pop-writer"))
+        self.db_thread.start()
+        publisher = _ServingLoopBus(self.bus, asyncio.get_running_loop())
+        try:
+            self._writers = await self.db_thread.run(
+                _Writers.open(self.db_thread, publisher, self.open_requests)
+            )
+        except BaseException:
+            await self.db_thread.stop()
+            raise
 
     async def stop(self) -> None:
         try:
-            await self.call_log.stop()
-            await self.pops.drain()
-        finally:  # whatever failed above, the tasks end and the lookup connection closes
-            await self.pops.stop()  # 360s in flight use the lookup and hold pooled connections
-            for task in self._tasks:
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-            self._tasks.clear()
-            await self.finder.close()
+            await self.pops.stop()  # the 360s in flight, before their engine closes
+            if self._writers is not None:
+                await self.db_thread.run(self._writers.close())
+                await self._writers.publisher.settled()
+        finally:  # whatever failed above, the thread ends and its connections close
+            self._writers = None
+            await self.db_thread.stop()
 
     async def drain(self) -> None:
         """Wait until everything handled so far is in the database (tests, shutdown)."""
-        await self.call_log.drain()
-        await self.pops.drain()
+        if self._writers is not None:
+            await self.db_thread.run(self._writers.drain())
+            await self._writers.publisher.settled()
+
+    async def _build_360(self, caller: str, customer_id: int | None) -> dict[str, Any]:
+        if self._writers is None:
+            return {"match": "unknown", "number": caller}  # stopped: nothing to read with
+        return await self.db_thread.run(self._writers.builder.build(caller, customer_id))
+
+    def _store_pop(self, kind: str, data: dict[str, Any]) -> None:
+        if self._writers is not None:
+            self.db_thread.call_soon(self._writers.pops.submit, kind, data)
+
+    def _log_call(self, event: object) -> None:
+        if self._writers is not None:
+            self.db_thread.call_soon(self._writers.call_log.submit, event)
 
     async def on_event(self, event: Any) -> None:
         server = getattr(event, "server", "pbx")
@@ -98,7 +126,7 @@ class CtiBridge:
         while self._pending:
             domain_event = self._pending.pop(0)
             await self._to_pops(domain_event)
-            self.call_log.submit(domain_event)
+            self._log_call(domain_event)
             await self.bus.publish(domain_event)
 
     async def dispatch_pending(self) -> None:
@@ -134,3 +162,69 @@ class CtiBridge:
             )
         await self._dispatch()
         self.agents.resync(server, snapshot.queues)
+
+
+class _ServingLoopBus:
+    """The bus as the database thread sees it: events are published on the serving loop,
+    where the subscribers live. `settled()` waits for those publishes (drain, stop)."""
+
+    def __init__(self, bus: EventBus, loop: asyncio.AbstractEventLoop) -> None:
+        self.bus = bus
+        self.loop = loop
+        self._pending: set[concurrent.futures.Future[None]] = set()
+
+    async def publish(self, event: object) -> None:
+        future = asyncio.run_coroutine_threadsafe(self.bus.publish(event), self.loop)
+        self._pending.add(future)
+        future.add_done_callback(self._pending.discard)
+
+    async def settled(self) -> None:
+        pending = [asyncio.wrap_future(f) for f in list(self._pending)]
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+@dataclass
+class _Writers:
+    """What lives on the database thread: the call log and the pop rows, with their own
+    directory and number lookup (an engine or driver connection is tied to its loop)."""
+
+    call_log: CallLogWriter
+    pops: PopWriter
+    builder: Pop360Builder
+    finder: NumberLookup
+    publisher: _ServingLoopBus
+
+    @classmethod
+    async def open(
+        cls, thread: DbThread, publisher: _ServingLoopBus, open_requests: Extra | None
+    ) -> _Writers:
+        assert thread.db is not None
+        db = thread.db
+        finder = await NumberLookup(db.settings).open()
+        try:
+            directory = AgentDirectory(db)
+            await directory.reload()
+        except BaseException:
+            await finder.close()
+            raise
+        writers = cls(
+            CallLogWriter(db, directory, finder, publisher),
+            PopWriter(db),
+            Pop360Builder(db, finder, open_requests),
+            finder,
+            publisher,
+        )
+        writers.call_log.start()
+        writers.pops.start()
+        return writers
+
+    async def drain(self) -> None:
+        await self.call_log.drain()
+        await self.pops.drain()
+
+    async def close(self) -> None:
+        try:
+            await self.call_log.stop()
+            await self.pops.stop()
+        finally:
+            await self.finder.close()

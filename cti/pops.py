@@ -12,17 +12,11 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from crm_core.customer360 import customer_360
-from crm_core.db import Database
-from crm_core.lookup import NumberLookup
 from cti.call_events import (
     AgentRinging,
     CallAnswered,
@@ -32,13 +26,11 @@ from cti.call_events import (
     RingWithdrawn,
 )
 from cti.directory import AgentDirectory
-from cti.models import Call, ScreenPop
 
 log = logging.getLogger(__name__)
 PROTOCOL_VERSION = 1
-RECENT_CALLS = 5
 MAX_REMEMBERED = 50_000
-Extra = Callable[[int], Awaitable[list[dict[str, Any]]]]
+Build360 = Callable[[str, int | None], Coroutine[Any, Any, dict[str, Any]]]
 
 
 class PopSink(Protocol):
@@ -74,6 +66,18 @@ class Pop:
             "caller": self.caller,
             "queue": self.queue,
             "rang_at": self.rang_at,
+        }
+
+    def row(self) -> dict[str, Any]:
+        """The pop's database row, copied now (the writer runs on another thread)."""
+        return {
+            "id": self.id,
+            "server": self.server,
+            "linkedid": self.linkedid,
+            "ring_id": self.ring_id,
+            "agent_id": self.user_id,
+            "state": self.state,
+            "payload": self.message()["pop"],
         }
 
     def message(self) -> dict[str, Any]:
@@ -116,83 +120,24 @@ class CallContext:
 class PopService:
     def __init__(
         self,
-        db: Database,
         directory: AgentDirectory,
-        finder: NumberLookup,
         sink: PopSink,
-        open_requests: Extra | None = None,
+        build: Build360,
+        store: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> None:
-        self.db = db
         self.directory = directory
-        self.finder = finder
         self.sink = sink
-        self.open_requests = open_requests
+        # Builds a caller's 360 (the bridge runs it on the CTI database thread).
+        self.build = build
         self.calls: dict[tuple[str, str], CallContext] = {}
         self.by_user: dict[int, dict[str, Pop]] = {}
-        self.writes: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        # Where pop rows go (the bridge hands them to the CTI database thread).
+        self.store: Callable[[str, dict[str, Any]], None] = store or (lambda _kind, _data: None)
         self._background: set[asyncio.Task[None]] = set()
         # Every 360 being built: each holds a pooled connection and the lookup while it runs,
         # and a call that ends (or is identified again) drops its reference to the task.
         self._builds: set[asyncio.Task[dict[str, Any]]] = set()
         self.owners: dict[str, int] = {}  # pop id → agent, for receipts (bounded below)
-
-    # -- building the payload, while the caller is still in the IVR ---------------------
-    async def _payload_for_customer(self, customer_id: int) -> dict[str, Any] | None:
-        snapshot = await customer_360(self.db, customer_id)
-        if snapshot is None:
-            return None
-        snapshot["recent_calls"] = await self._recent_calls(customer_id)
-        if self.open_requests is not None:
-            snapshot["open_requests"] = await self.open_requests(customer_id)
-        return {"match": "customer", "customer_360": snapshot}
-
-    async def _recent_calls(self, customer_id: int) -> list[dict[str, Any]]:
-        calls = Call.__table__
-        async with self.db.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(
-                        calls.c.id,
-                        calls.c.direction,
-                        calls.c.entered_at,
-                        calls.c.outcome,
-                        calls.c.talk_seconds,
-                        calls.c.recording_path,
-                        calls.c.disposition,
-                    )
-                    .where(calls.c.customer_id == customer_id, calls.c.status == "ended")
-                    .order_by(calls.c.entered_at.desc())
-                    .limit(RECENT_CALLS)
-                )
-            ).all()
-        return [
-            {
-                "id": r.id,
-                "direction": r.direction,
-                "at": r.entered_at.isoformat(),
-                "outcome": r.outcome,
-                "talk_seconds": r.talk_seconds,
-                "has_recording": bool(r.recording_path),
-                "disposition": r.disposition,
-            }
-            for r in rows
-        ]
-
-    async def build(self, caller: str, customer_id: int | None) -> dict[str, Any]:
-        if customer_id is not None:
-            found = await self._payload_for_customer(customer_id)
-            if found is not None:
-                return found
-        candidates = await self.finder.find(caller)
-        customers = {c.customer_id for c in candidates}
-        if len(customers) == 1:
-            found = await self._payload_for_customer(customers.pop())
-            if found is not None:
-                found["candidates"] = [c.as_dict() for c in candidates]
-                return found
-        if candidates:
-            return {"match": "candidates", "candidates": [c.as_dict() for c in candidates]}
-        return {"match": "unknown", "number": caller}
 
     # -- bus handlers --------------------------------------------------------------------
     def _start_build(
@@ -259,7 +204,7 @@ class PopService:
             del self.owners[next(iter(self.owners))]
         members = context.members(pop.payload) if context is not None else None
         await self.sink.send_to_user(agent.user_id, pop.encoded(members))
-        self.writes.put_nowait(("insert", {"pop": pop}))
+        self.store("insert", pop.row())
         if pop.payload.get("match") == "pending" and context is not None:
             task = asyncio.create_task(self._complete_later(pop, context))
             self._background.add(task)
@@ -286,7 +231,8 @@ class PopService:
             **extra,
         }
         await self.sink.send_to_user(pop.user_id, message)
-        self.writes.put_nowait(("state", {"pop": pop}))
+        closed = datetime.now(UTC) if state in ("withdrawn", "ended") else None
+        self.store("state", {"id": pop.id, "state": state, "closed_at": closed})
         if state in ("withdrawn", "ended"):
             self.by_user.get(pop.user_id, {}).pop(pop.id, None)
 
@@ -321,67 +267,12 @@ class PopService:
         Queued behind the pop's own insert, so an instant acknowledgement is never lost."""
         if stage not in ("delivered", "displayed") or self.owners.get(pop_id) != user_id:
             return False
-        self.writes.put_nowait(
-            (
-                "receipt",
-                {"pop_id": pop_id, "user_id": user_id, "stage": stage, "at": datetime.now(UTC)},
-            )
+        self.store(
+            "receipt",
+            {"pop_id": pop_id, "user_id": user_id, "stage": stage, "at": datetime.now(UTC)},
         )
         return True
 
-    # -- persistence worker ---------------------------------------------------------------
-    async def run_writer(self) -> None:
-        while True:
-            batch = [await self.writes.get()]
-            while not self.writes.empty() and len(batch) < 500:
-                batch.append(self.writes.get_nowait())
-            try:
-                async with self.db.transaction() as session:
-                    for kind, data in batch:
-                        await self._write(session, kind, data)
-            except Exception:
-                log.exception("pop: could not store %d pop change(s)", len(batch))
-            finally:
-                for _ in batch:
-                    self.writes.task_done()
-
-    async def _write(self, session: AsyncSession, kind: str, data: dict[str, Any]) -> None:
-        if kind == "receipt":
-            column = "delivered_at" if data["stage"] == "delivered" else "displayed_at"
-            await session.execute(
-                update(ScreenPop)
-                .where(
-                    ScreenPop.id == data["pop_id"],
-                    ScreenPop.agent_id == data["user_id"],
-                    getattr(ScreenPop, column).is_(None),
-                )
-                .values({column: data["at"]})
-            )
-            return
-        pop: Pop = data["pop"]
-        if kind == "insert":
-            session.add(
-                ScreenPop(
-                    id=pop.id,
-                    server=pop.server,
-                    linkedid=pop.linkedid,
-                    ring_id=pop.ring_id,
-                    agent_id=pop.user_id,
-                    state=pop.state,
-                    payload=pop.message()["pop"],
-                )
-            )
-            await session.flush()
-        else:
-            closed = datetime.now(UTC) if pop.state in ("withdrawn", "ended") else None
-            await session.execute(
-                update(ScreenPop)
-                .where(ScreenPop.id == pop.id)
-                .values(state=pop.state, closed_at=closed)
-            )
-
-    async def drain(self) -> None:
-        await self.writes.join()
 
     async def stop(self, grace: float = 5.0) -> None:
         """Shutdown: let the 360s and late pops in flight finish, cancel what is left after
