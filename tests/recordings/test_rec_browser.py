@@ -73,6 +73,7 @@ def _seed_recording(root: Path, db_path: Path) -> int:
                     queue="hotline", entered_at=ended - timedelta(seconds=20),
                     answered_at=ended - timedelta(seconds=12), ended_at=ended,
                     talk_seconds=12.0, status="ended", outcome="answered",
+                    recording_path=str(wav),  # as MIXMONITOR_FILENAME gives the call log
                 )  # fmt: skip
                 session.add(call)
             meta = CallMeta(
@@ -230,5 +231,30 @@ def test_the_agent_plays_the_call_from_the_customer_page(server: tuple[str, Path
             _wait(page, "document.querySelector('#customer-calls audio').currentTime > 0.3")
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "customer-360-calls.png"), full_page=True)
+        finally:
+            browser.close()
+
+
+def test_the_agent_plays_an_unprocessed_call_from_the_desktop(
+    server: tuple[str, Path, int],
+) -> None:
+    """The desktop's "my unprocessed calls" has a play button: the server finds the call's
+    recording (/api/recordings/by-call), and it plays in place, in the list."""
+    base, _db_path, _recording_id = server
+    with playwright_sync.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = browser.new_context(locale="zh-CN").new_page()
+            page.goto(base + "/login")
+            page.fill("#username", "agent1001")  # took the call and has not wrapped it up
+            page.fill("#password", "hotline-demo")
+            page.click("#login-submit")
+            page.wait_for_url("**/desktop")
+            button = page.locator("#unprocessed-list button.play-recording")
+            button.wait_for(timeout=15_000)
+            assert "播放录音" in button.inner_text()
+            button.click()
+            page.locator("#unprocessed-list audio").wait_for(timeout=15_000)
+            _wait(page, "document.querySelector('#unprocessed-list audio').currentTime > 0.3")
         finally:
             browser.close()
