@@ -22,7 +22,7 @@ from crm_core.settings import Settings
 
 log = logging.getLogger(__name__)
 DB_KEY = web.AppKey("db", Database)
-SWITCH_INTERVAL = 0.0005  # seconds; see serve()
+SWITCH_INTERVAL = 0.0002  # seconds; see serve()
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
