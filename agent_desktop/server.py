@@ -146,7 +146,7 @@ def serve(settings: Settings) -> int:
     )
     db = Database.open(settings)
     print(f"hotline serving on http://{settings.http_host}:{settings.http_port}/", flush=True)
-    # The CTI writers run on a thread of their own (cti/db_thread.py). When the loop that
+    # The CTI database work runs on a thread of its own (cti/db_thread.py). When the loop that
     # sends pops wakes up, it waits for the GIL at most this long (the default is 5 ms).
     sys.setswitchinterval(SWITCH_INTERVAL)
     app = build_app(db)

@@ -185,8 +185,9 @@ class _ServingLoopBus:
 
 @dataclass
 class _Writers:
-    """What lives on the database thread: the call log and the pop rows, with their own
-    directory and number lookup (an engine or driver connection is tied to its loop)."""
+    """What lives on the database thread: the 360 builder, the call log and the pop rows,
+    with their own directory and number lookup (an engine or driver connection is tied to
+    the loop that uses it)."""
 
     call_log: CallLogWriter
     pops: PopWriter
