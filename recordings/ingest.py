@@ -14,49 +14,30 @@ import contextlib
 import logging
 import time
 import uuid
-import wave
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import cast
 
-from sqlalchemy import Table, bindparam, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import select
 
 from crm_core.db import Database, is_integrity_error
 from crm_core.events import CallRecordingFinished
 from recordings.errors import DiskFull
+from recordings.examine import Examined, FileExaminer, Moved
+from recordings.ingest_rows import LINK_FIELDS, Claim, IngestRows, Outcome
 from recordings.meta import CallMeta, HostPath
 from recordings.models import Recording, RecordingState
-from recordings.storage import Storage, dated_name
+from recordings.storage import Storage
 from recordings.transcode import to_opus, transcoder
-from recordings.wavfile import Header, HeaderState, inspect_header, wav_facts
+from recordings.wavfile import Header, HeaderState, WavFacts, inspect_header
 
 log = logging.getLogger(__name__)
-# An ingest holds its row this long at most; a crashed holder's files are retried after it.
-LEASE_SECONDS = 120
-# Core statements (executemany) where the ORM would send one statement per file.
-RECORDINGS = cast(Table, Recording.__table__)
 # Queued files claimed in one transaction, and results written per this many files.
-BATCH = 32
-FLUSH_EVERY = 8
+BATCH = 128
+FLUSH_EVERY = 32
 FindCall = Callable[[Path], Awaitable[CallMeta | None]]
-DONE = (RecordingState.COMPLETE, RecordingState.QUARANTINED, RecordingState.PURGED)
-LINK_FIELDS = (
-    "linkedid", "call_id", "customer_id", "agent_id", "queue", "service_request_id",
-    "direction", "answered_at", "ended_at", "talk_seconds",
-)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What examining one file decided, written later with others in one transaction."""
-
-    key: str
-    recording_id: int
-    values: Mapping[str, object] | None  # None: nothing to write, only give the lease back
-    attempt: bool = False
+# key -> (row id, its state after this ingest), or None where another node holds the file
+Results = dict[str, tuple[int, str] | None]
 
 
 def _spool_files(spool: Path) -> list[Path]:
@@ -82,6 +63,8 @@ class RecordingIngest:
         self.stale_open = stale_open_seconds
         self.transcode = transcode
         self.node = uuid.uuid4().hex[:16]
+        self.rows = IngestRows(db, self.node)
+        self.examiner = FileExaminer(storage, settle_seconds)
         self.queue: asyncio.Queue[CallMeta] = asyncio.Queue()
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # key -> (lock, users)
         self._workers: list[asyncio.Task[None]] = []
@@ -117,7 +100,7 @@ class RecordingIngest:
             while len(batch) < BATCH and not self.queue.empty():
                 batch.append(self.queue.get_nowait())
             try:
-                await self.ingest_many(batch)
+                await self._ingest_batch(batch)
             except Exception:
                 log.exception("recording ingest failed for %s", [m.source.name for m in batch])
             finally:
@@ -133,9 +116,13 @@ class RecordingIngest:
     async def ingest_many(
         self, metas: list[CallMeta], *, rescan: bool = False
     ) -> list[Recording | None]:
-        """Each file's row (None where another node holds it), in the order given.
+        """Each file's row (None where another node holds it), in the order given."""
+        results = await self._ingest_batch(metas, rescan=rescan)
+        rows = await self.rows.load(found[0] for found in results.values() if found)
+        return [rows[found[0]] if (found := results[m.key]) else None for m in metas]
 
-        One transaction claims every row with its lease; the files are examined in threads,
+    async def _ingest_batch(self, metas: list[CallMeta], *, rescan: bool = False) -> Results:
+        """One transaction claims every row with its lease; the files are examined in threads,
         `self.parallel` at a time; finished results are committed together, and each result
         gives its lease back in the same transaction."""
         unique = {meta.key: meta for meta in metas}
@@ -143,17 +130,17 @@ class RecordingIngest:
             for key in sorted(unique):  # a fixed order: overlapping batches cannot deadlock
                 await stack.enter_async_context(self._file_lock(key))
             claims = await self._claim(list(unique.values()))
-            results: dict[str, Recording | None] = {}
-            work: list[tuple[Recording, CallMeta]] = []
-            for key, (row, leased) in claims.items():
-                if RecordingState(row.state) in DONE:
-                    results[key] = row
-                elif not leased:
+            results: Results = {}
+            work: list[tuple[Claim, CallMeta]] = []
+            for key, claim in claims.items():
+                if claim.done:
+                    results[key] = (claim.id, claim.state)
+                elif not claim.leased:
                     results[key] = None  # another node (or an overlapping run) is on it
                 else:
-                    work.append((row, unique[key]))
+                    work.append((claim, unique[key]))
             results.update(await self._process_all(work, rescan))
-        return [results[meta.key] for meta in metas]
+        return results
 
     @contextlib.asynccontextmanager
     async def _file_lock(self, key: str) -> AsyncIterator[None]:
@@ -171,78 +158,22 @@ class RecordingIngest:
             else:
                 self._locks[key] = (lock, users - 1)
 
-    async def _claim(self, metas: list[CallMeta]) -> dict[str, tuple[Recording, bool]]:
-        """key -> (row, whether we hold its lease); new rows are created with the lease."""
-        keys = [meta.key for meta in metas]
+    async def _claim(self, metas: list[CallMeta]) -> dict[str, Claim]:
         for _ in range(2):
             try:
-                async with self.db.transaction() as session:
-                    found = await session.scalars(
-                        select(Recording).where(Recording.source_path.in_(keys))
-                    )
-                    existing = {row.source_path: row for row in found}
-                    claims: dict[str, tuple[Recording, bool]] = {}
-                    fresh = [meta for meta in metas if meta.key not in existing]
-                    if fresh:  # one executemany: the ORM would send one INSERT per file
-                        rows = [self._new_row_values(m) for m in fresh]
-                        await session.execute(insert(RECORDINGS), rows)
-                        added = await session.scalars(
-                            select(Recording).where(
-                                Recording.source_path.in_([m.key for m in fresh])
-                            )
-                        )
-                        claims.update({row.source_path: (row, True) for row in added})
-                    for meta in metas:
-                        row = existing.get(meta.key)
-                        if row is None:
-                            continue
-                        if meta.from_call_log:
-                            for name in LINK_FIELDS:
-                                setattr(row, name, getattr(meta, name))
-                        done = RecordingState(row.state) in DONE
-                        leased = not done and await self._take_lease(session, row.id)
-                        claims[meta.key] = (row, leased)
-                return claims
+                return await self.rows.claim(metas)
             except Exception as exc:
                 if not is_integrity_error(exc):
                     raise  # otherwise another worker or node claimed one first: read theirs
-        raise RuntimeError(f"could not claim {keys}")
+        raise RuntimeError(f"could not claim {[meta.key for meta in metas]}")
 
-    async def _take_lease(self, session: AsyncSession, recording_id: int) -> bool:
-        # A conditional UPDATE, so two nodes reading the same free row cannot both take it.
-        now = datetime.now(UTC)
-        expired = now - timedelta(seconds=LEASE_SECONDS)
-        result = await session.execute(
-            update(Recording)
-            .where(
-                Recording.id == recording_id,
-                Recording.state == RecordingState.PENDING.value,
-                or_(Recording.claimed_at.is_(None), Recording.claimed_at < expired),
-            )
-            .values(claimed_by=self.node, claimed_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        return bool(getattr(result, "rowcount", 0))
-
-    def _new_row_values(self, meta: CallMeta) -> dict[str, object]:
-        ended = meta.ended_at or datetime.now(UTC)
-        return {
-            "server": meta.server,
-            "source_path": meta.key,
-            "wav_path": dated_name(ended, meta.source.name),
-            "claimed_by": self.node,
-            "claimed_at": datetime.now(UTC),
-            **{name: getattr(meta, name) for name in LINK_FIELDS},
-        }
-
-    async def _process_all(
-        self, work: list[tuple[Recording, CallMeta]], rescan: bool
-    ) -> dict[str, Recording | None]:
-        """Examine the files `self.parallel` at a time and commit results in groups: whoever
-        takes the commit lock writes everything finished so far."""
-        results: dict[str, Recording | None] = {}
+    async def _process_all(self, work: list[tuple[Claim, CallMeta]], rescan: bool) -> Results:
+        """Examine the files in `self.parallel` lanes (recordings/examine.py) and commit
+        results in groups: whoever takes the commit lock writes everything finished so far."""
+        results: Results = {}
         finished: list[Outcome] = []
-        gate, commit = asyncio.Semaphore(self.parallel), asyncio.Lock()
+        commit = asyncio.Lock()
+        tasks: list[asyncio.Task[None]] = []
 
         async def flush(force: bool = False) -> None:
             # Every FLUSH_EVERY results, or at the end: a commit costs more than examining
@@ -253,67 +184,73 @@ class RecordingIngest:
                 while finished:
                     batch = finished[:]
                     finished.clear()
-                    results.update(await self._write(batch))
+                    await self.rows.write(batch)
+                    results.update({o.key: _result(o) for o in batch})
 
-        async def one(row: Recording, meta: CallMeta) -> None:
+        async def finish(claim: Claim, meta: CallMeta, examined: Examined) -> None:
             try:
-                async with gate:
-                    finished.append(await self._process(row, meta, rescan))
+                if isinstance(examined, BaseException):
+                    raise examined
+                finished.append(await self._finish(claim, meta, examined, rescan))
             except FileNotFoundError:  # moved under us by a run whose lease we outlived
-                finished.append(Outcome(row.source_path, row.id, None))
+                finished.append(Outcome(claim.source_path, claim.id, None))
             except BaseException:
-                finished.append(Outcome(row.source_path, row.id, None))  # the lease goes back
+                finished.append(Outcome(claim.source_path, claim.id, None))  # lease goes back
                 raise
             await flush()
 
+        def deliver(claim: Claim, meta: CallMeta, examined: Examined) -> None:
+            delivered.add(claim.id)
+            tasks.append(asyncio.create_task(finish(claim, meta, examined)))
+
+        delivered: set[int] = set()
         try:
-            outcomes = await asyncio.gather(
-                *(one(row, meta) for row, meta in work), return_exceptions=True
+            await self.examiner.run_lanes(work, self.parallel, deliver)
+            outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        finally:  # also on shutdown: the rest, and the leases of files not finished
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            # A file a lane was still on may yet be moved; its row stays pending, and the
+            # next try finds it in storage.
+            finished.extend(
+                Outcome(claim.source_path, claim.id, None)
+                for claim, _ in work
+                if claim.id not in delivered
             )
-        finally:  # also on shutdown: the rest, and the leases of files that failed
             await asyncio.shield(flush(force=True))
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
         return results
 
-    async def _process(self, row: Recording, meta: CallMeta, rescan: bool) -> Outcome:
-        assert row.wav_path is not None
-        key = row.source_path
-        managed = self.storage.path(row.wav_path)
-        current = meta.source if meta.source.exists() else managed
-        if not current.exists():
-            return Outcome(key, row.id, {"error": "file missing"})
-        header = await self._settled_header(current, rescan)
-        if header is None:
-            return Outcome(key, row.id, {"error": "still being written"})
-        if header.state is not HeaderState.FINISHED:
-            return await self._quarantine(row, current, f"{header.state}: {header.reason}")
+    async def _finish(
+        self, claim: Claim, meta: CallMeta, examined: Outcome | Moved | None, rescan: bool
+    ) -> Outcome:
+        """A lane's result made an outcome: a file still being written is watched here until
+        it settles, a moved file gets its Opus copy, a full disk is retried later."""
         try:
-            facts = await asyncio.to_thread(wav_facts, current, header)
-        except (wave.Error, EOFError, ValueError) as exc:
-            return await self._quarantine(row, current, f"corrupt: {exc}")
-        try:
-            await asyncio.to_thread(self.storage.move_in, current, row.wav_path)
-            opus, note = await self._opus(row.wav_path)
+            if examined is None:
+                examined = await self._watch_and_examine(claim, meta, rescan)
+            if isinstance(examined, Outcome):
+                return examined
+            assert claim.wav_path is not None
+            opus, note = await self._opus(claim.wav_path)
         except DiskFull as exc:
             log.error("ALERT recordings disk full, will retry %s: %s", meta.source.name, exc)
-            return Outcome(key, row.id, {"error": f"disk full: {exc}"[:300]}, attempt=True)
-        return Outcome(
-            key,
-            row.id,
-            {
-                "state": RecordingState.COMPLETE.value,
-                "error": note,
-                "opus_path": opus,
-                "sha256": facts.sha256,
-                "size_bytes": facts.size_bytes,
-                "duration_seconds": facts.duration_seconds,
-                "rms": facts.rms,
-                "peaks": facts.peaks,
-                "ingested_at": datetime.now(UTC),
-            },
-        )
+            return Outcome(claim.source_path, claim.id, {"error": f"disk full: {exc}"[:300]}, True)
+        return Outcome(claim.source_path, claim.id, _complete(examined.facts, opus, note))
+
+    async def _watch_and_examine(
+        self, claim: Claim, meta: CallMeta, rescan: bool
+    ) -> Outcome | Moved:
+        current = await asyncio.to_thread(self.examiner.current, claim, meta)
+        if current is None:
+            return Outcome(claim.source_path, claim.id, {"error": "file missing"})
+        header = await self._settled_header(current, rescan)
+        if header is None:
+            return Outcome(claim.source_path, claim.id, {"error": "still being written"})
+        return await asyncio.to_thread(self.examiner.examine, claim, current, header)
 
     async def _opus(self, wav_relative: str) -> tuple[str | None, str | None]:
         if not self.transcode:
@@ -350,58 +287,6 @@ class RecordingIngest:
                 return header if stale or (not rescan and settled) else None
             await asyncio.sleep(self.poll)
 
-    async def _quarantine(self, row: Recording, path: Path, reason: str) -> Outcome:
-        target = self.storage.quarantine_name(path.name)
-        await asyncio.to_thread(self.storage.move_in, path, target)
-        log.error("ALERT recording quarantined: %s (%s) -> %s", path.name, reason, target)
-        values = {
-            "state": RecordingState.QUARANTINED.value,
-            "wav_path": target,
-            "error": reason[:300],
-        }
-        return Outcome(row.source_path, row.id, values)
-
-    async def _write(self, outcomes: list[Outcome]) -> dict[str, Recording | None]:
-        """Every outcome in one transaction; each gives its lease back. An outcome without
-        values (the file was taken from under us) only gives the lease back.
-
-        Core executemany per shape of outcome (complete, quarantined, error): the ORM's
-        load-modify-flush cost several milliseconds a row, more than examining the file."""
-        table = RECORDINGS  # short name for the statements below
-        ids = [o.recording_id for o in outcomes]
-        shapes: dict[tuple[str, ...], list[dict[str, object]]] = {}
-        for outcome in outcomes:
-            if outcome.values:
-                shape = tuple(sorted(outcome.values))
-                shapes.setdefault(shape, []).append({"rid": outcome.recording_id, **outcome.values})
-        retried = [o.recording_id for o in outcomes if o.attempt]
-        async with self.db.transaction() as session:
-            for shape, params in shapes.items():
-                statement = (
-                    update(table)
-                    .where(table.c.id == bindparam("rid"))
-                    .values({name: bindparam(name) for name in shape})
-                )
-                await session.execute(statement, params)
-            if retried:
-                await session.execute(
-                    update(table)
-                    .where(table.c.id.in_(retried))
-                    .values(attempts=table.c.attempts + 1)
-                )
-            await session.execute(
-                update(table)
-                .where(table.c.id.in_(ids), table.c.claimed_by == self.node)
-                .values(claimed_by=None, claimed_at=None)
-            )
-            found = await session.scalars(
-                select(Recording)
-                .where(Recording.id.in_(ids))
-                .execution_options(populate_existing=True)
-            )
-            rows = {row.id: row for row in found}
-        return {o.key: rows[o.recording_id] if o.values is not None else None for o in outcomes}
-
     # --- start-up and retries ----------------------------------------------------------
 
     async def rescan(
@@ -426,10 +311,11 @@ class RecordingIngest:
         """Ingest in batches; the number that ended complete. Logs progress on big backlogs."""
         done = 0
         for start in range(0, len(metas), BATCH):
-            rows = await self.ingest_many(metas[start : start + BATCH], rescan=True)
-            done += sum(row is not None and row.state == RecordingState.COMPLETE for row in rows)
+            batch = metas[start : start + BATCH]
+            results = await self._ingest_batch(batch, rescan=True)
+            done += sum(bool(r and r[1] == RecordingState.COMPLETE) for r in results.values())
             if len(metas) > BATCH:
-                log.info("recordings backlog: %d of %d files", start + len(rows), len(metas))
+                log.info("recordings backlog: %d of %d files", start + len(batch), len(metas))
         return done
 
     async def retry_pending(self) -> int:
@@ -449,3 +335,25 @@ class RecordingIngest:
             for row in rows
         ]
         return await self._ingest_backlog(metas)
+
+
+def _result(outcome: Outcome) -> tuple[int, str] | None:
+    """What an outcome leaves the row as; None where there was nothing to write."""
+    if outcome.values is None:
+        return None
+    state = outcome.values.get("state", RecordingState.PENDING.value)
+    return outcome.recording_id, str(state)
+
+
+def _complete(facts: WavFacts, opus: str | None, note: str | None) -> dict[str, object]:
+    return {
+        "state": RecordingState.COMPLETE.value,
+        "error": note,
+        "opus_path": opus,
+        "sha256": facts.sha256,
+        "size_bytes": facts.size_bytes,
+        "duration_seconds": facts.duration_seconds,
+        "rms": facts.rms,
+        "peaks": facts.peaks,
+        "ingested_at": datetime.now(UTC),
+    }

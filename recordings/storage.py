@@ -22,7 +22,7 @@ QUARANTINE = "quarantine"
 
 def dated_name(ended_at: datetime, source_name: str) -> str:
     """recordings_dir-relative path: YYYY/MM/DD/<file name as Asterisk wrote it>."""
-    return str(PurePosixPath(ended_at.strftime("%Y/%m/%d")) / source_name)
+    return f"{ended_at:%Y/%m/%d}/{source_name}"
 
 
 def _is_disk_full(exc: OSError) -> bool:
@@ -32,12 +32,23 @@ def _is_disk_full(exc: OSError) -> bool:
 class Storage:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._resolved_root: Path | None = None
+
+    @property
+    def resolved_root(self) -> Path:
+        # Resolved once: resolve() is an lstat per path component in Python, and the
+        # ingest asks for paths several times per file.
+        if self._resolved_root is None:
+            self._resolved_root = self.root.resolve()
+        return self._resolved_root
 
     def path(self, relative: str) -> Path:
-        resolved = (self.root / relative).resolve()
-        if not resolved.is_relative_to(self.root.resolve()):
+        """The absolute path of a stored file. `..` cannot leave the recordings directory;
+        the names come from our own rows, and a symlink inside it would be the admin's."""
+        normal = Path(os.path.normpath(self.resolved_root / relative))
+        if not normal.is_relative_to(self.resolved_root):
             raise ValueError(f"{relative!r} is outside the recordings directory")
-        return resolved
+        return normal
 
     def quarantine_name(self, source_name: str) -> str:
         return str(PurePosixPath(QUARANTINE) / source_name)
@@ -80,7 +91,7 @@ class Storage:
         return final.with_name(f".{final.name}.{uuid.uuid4().hex}.part"), final
 
     def relative(self, path: Path) -> str:
-        return str(PurePosixPath(path.resolve().relative_to(self.root.resolve()).as_posix()))
+        return str(PurePosixPath(path.resolve().relative_to(self.resolved_root).as_posix()))
 
     def delete(self, relative: str | None) -> bool:
         if not relative:

@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rec_audio import open_header, truncate, write_wav
@@ -202,3 +205,52 @@ def test_long_calls_get_the_same_facts_from_the_bounded_memory_path(
     monkeypatch.setattr(wavfile, "READ_ONCE_BYTES", 1024)  # as if the call were hours long
     assert wavfile.wav_facts(path, header) == in_memory
     assert in_memory.duration_seconds == 3.0 and len(in_memory.peaks) == wavfile.PEAK_BUCKETS
+
+
+def test_a_reused_buffer_gives_each_file_its_own_facts(tmp_path: Path) -> None:
+    """A lane reads file after file into one buffer: a short file read after a long one must
+    not see the long one's bytes."""
+    from recordings import wavfile
+
+    long_call = write_wav(tmp_path / "long.wav", seconds=3.0)
+    short_call = write_wav(tmp_path / "short.wav", seconds=0.5, amplitude=900)
+    scratch = wavfile.Scratch()
+    for path in (long_call, short_call, long_call):
+        header = wavfile.inspect_header(path)
+        assert wavfile.wav_facts(path, header, scratch=scratch) == wavfile.wav_facts(path, header)
+
+
+async def test_stopping_mid_batch_gives_the_leases_back_and_a_later_try_finishes(
+    db: Database, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recordings.examine import FileExaminer
+
+    spool = tmp_path / "spool"
+    an_hour_ago = time.time() - 3600  # a backlog: examined in lanes, without watching
+    for i in range(6):
+        path = write_wav(spool / f"20261125-03000{i}-in-17955690{i}.0.wav", seconds=0.5)
+        os.utime(path, (an_hour_ago, an_hour_ago))
+    real_examine = FileExaminer.examine
+
+    def slow(self: FileExaminer, *args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.15)  # a long call being hashed
+        return real_examine(self, *args, **kwargs)
+
+    monkeypatch.setattr(FileExaminer, "examine", slow)
+    ingest = make_ingest(db, settings, transcode=False, parallel=1)
+    task = asyncio.create_task(ingest.rescan(spool, "main"))
+    await asyncio.sleep(0.4)  # some files done, one in a lane, the rest not started
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    found = await rows(db)
+    assert len(found) == 6 and all(r.claimed_by is None for r in found)
+    done = [r for r in found if r.state == "complete"]
+    assert 0 < len(done) < 6
+    for row in done:  # complete means in storage, never half-written
+        assert row.wav_path and (Path(settings.recordings_dir) / row.wav_path).exists()
+    await asyncio.sleep(0.3)  # the file the lane was on is finished there, row still pending
+    monkeypatch.setattr(FileExaminer, "examine", real_examine)
+    assert await make_ingest(db, settings, transcode=False).retry_pending() == 6 - len(done)
+    assert all(r.state == "complete" for r in await rows(db))
+    assert list(spool.iterdir()) == []
