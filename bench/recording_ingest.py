@@ -1,7 +1,7 @@
 """Recording ingest benchmark: ingest MB/s against a plain `cp` of the same files on the
 same disk in the same run (the ratio is the figure), and Opus transcode speed × real time.
 
-    .venv/bin/python bench/recording_ingest.py [--files 40] [--seconds 120]
+    .venv/bin/python bench/recording_ingest.py [--files 40] [--seconds 120] [--runs 7]
 
 Files are 8 kHz 16-bit mono WAVs like MixMonitor's, with speech-like noise. Ingest here is
 the full pipeline without the transcode: header check, sha256, duration, RMS, peaks, the
@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -107,31 +109,57 @@ def time_transcode(files: list[Path], work: Path, seconds: float) -> tuple[float
     return elapsed, seconds * len(files) / elapsed
 
 
+def one_run(work: Path, args: argparse.Namespace) -> tuple[float, float, list[Path]]:
+    """(cp seconds, ingest seconds, the files) for one pair of runs on fresh copies."""
+    for_cp = make_files(work / "spool-cp", args.files, args.seconds)
+    (work / "spool-ingest").mkdir()
+    for_ingest = [Path(shutil.copy(p, work / "spool-ingest" / p.name)) for p in for_cp]
+    # Before each side: nothing written earlier still on its way to disk, which would slow
+    # whichever side it landed on (the files stay in the page cache).
+    os.sync()
+    cp_seconds = time_cp(for_cp, work / "cp-target")
+    os.sync()
+    ingest_seconds = asyncio.run(time_ingest(for_ingest, work, args.workers))
+    return cp_seconds, ingest_seconds, for_cp
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--files", type=int, default=40)
     parser.add_argument("--seconds", type=float, default=120.0)
     parser.add_argument("--transcode-files", type=int, default=4)
     parser.add_argument("--workers", type=int, default=Settings().recordings_ingest_workers)
+    # One run of 40 files takes ~0.1 s, and cp alone varied 41-74 ms from run to run on the
+    # 2-vCPU machine (page cache, writeback): the figure is the median of several runs.
+    parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
     (ROOT / "var" / "bench").mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="rec-ingest-", dir=ROOT / "var" / "bench"))
     try:
-        for_cp = make_files(work / "spool-cp", args.files, args.seconds)
-        (work / "spool-ingest").mkdir()
-        for_ingest = [Path(shutil.copy(p, work / "spool-ingest" / p.name)) for p in for_cp]
-        megabytes = sum(p.stat().st_size for p in for_cp) / 1e6
-        cp_seconds = time_cp(for_cp, work / "cp-target")
-        ingest_seconds = asyncio.run(time_ingest(for_ingest, work, args.workers))
+        cp_times, ingest_times = [], []
+        for run in range(args.runs):
+            run_dir = work / f"run-{run}"
+            cp_seconds, ingest_seconds, files = one_run(run_dir, args)
+            megabytes = sum(p.stat().st_size for p in files) / 1e6
+            cp_times.append(cp_seconds)
+            ingest_times.append(ingest_seconds)
+            print(
+                f"run {run + 1}: cp {cp_seconds * 1000:5.0f} ms  ingest "
+                f"{ingest_seconds * 1000:5.0f} ms  ratio {cp_seconds / ingest_seconds:.2f}",
+                flush=True,
+            )
+            if run < args.runs - 1:
+                shutil.rmtree(run_dir)
+        cp_seconds, ingest_seconds = statistics.median(cp_times), statistics.median(ingest_times)
         cp_rate, ingest_rate = megabytes / cp_seconds, megabytes / ingest_seconds
-        print(f"files: {args.files} × {args.seconds:.0f} s = {megabytes:.1f} MB")
+        print(f"files: {args.files} × {args.seconds:.0f} s = {megabytes:.1f} MB, median of runs")
         print(f"cp:      {cp_seconds:.3f} s  {cp_rate:8.1f} MB/s")
         print(
             f"ingest:  {ingest_seconds:.3f} s  {ingest_rate:8.1f} MB/s  "
             f"(no transcode, {args.workers} workers)"
         )
         print(f"ratio ingest/cp: {ingest_rate / cp_rate:.2f}")
-        sample = for_cp[: args.transcode_files]
+        sample = files[: args.transcode_files]
         elapsed, speed = time_transcode(sample, work, args.seconds)
         print(f"transcode to Opus: {len(sample)} × {args.seconds:.0f} s in {elapsed:.2f} s = "
               f"{speed:.0f}× real time")  # fmt: skip

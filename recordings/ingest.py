@@ -10,6 +10,7 @@ A full disk leaves the row pending with the reason, logs it and is retried.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import time
@@ -23,13 +24,13 @@ from sqlalchemy import select
 from crm_core.db import Database, is_integrity_error
 from crm_core.events import CallRecordingFinished
 from recordings.errors import DiskFull
-from recordings.examine import Examined, FileExaminer, Moved
+from recordings.examine import ClaimsReady, Examined, FileExaminer, Moved
 from recordings.ingest_rows import LINK_FIELDS, Claim, IngestRows, Outcome
 from recordings.meta import CallMeta, HostPath
 from recordings.models import Recording, RecordingState
 from recordings.storage import Storage
 from recordings.transcode import to_opus, transcoder
-from recordings.wavfile import Header, HeaderState, WavFacts, inspect_header
+from recordings.wavfile import Header, HeaderState, inspect_header
 
 log = logging.getLogger(__name__)
 # Queued files claimed in one transaction, and their results written in one more. Writing
@@ -125,24 +126,32 @@ class RecordingIngest:
         return [rows[found[0]] if (found := results[m.key]) else None for m in metas]
 
     async def _ingest_batch(self, metas: list[CallMeta], *, rescan: bool = False) -> Results:
-        """One transaction claims every row with its lease; the files are examined in threads,
-        `self.parallel` at a time; finished results are committed together, and each result
-        gives its lease back in the same transaction."""
+        """One transaction claims every row with its lease while the lanes already read and
+        hash the files (recordings/examine.py); finished results are committed together, and
+        each result gives its lease back in the same transaction."""
         unique = {meta.key: meta for meta in metas}
+        if not unique:
+            return {}
         async with contextlib.AsyncExitStack() as stack:
             for key in sorted(unique):  # a fixed order: overlapping batches cannot deadlock
                 await stack.enter_async_context(self._file_lock(key))
-            claims = await self._claim(list(unique.values()))
-            results: Results = {}
-            work: list[tuple[Claim, CallMeta]] = []
-            for key, claim in claims.items():
-                if claim.done:
-                    results[key] = (claim.id, claim.state)
-                elif not claim.leased:
-                    results[key] = None  # another node (or an overlapping run) is on it
-                else:
-                    work.append((claim, unique[key]))
-            results.update(await self._process_all(work, rescan))
+            claims_ready: ClaimsReady = concurrent.futures.Future()
+            examining = asyncio.create_task(
+                self._process_all(list(unique.values()), claims_ready, rescan)
+            )
+            try:
+                claims = await self._claim(list(unique.values()))
+            except BaseException:
+                claims_ready.cancel()  # the lanes stop; nothing was claimed
+                await asyncio.gather(examining, return_exceptions=True)
+                raise
+            claims_ready.set_result(claims)
+            results: Results = {
+                key: (claim.id, claim.state) if claim.done else None
+                for key, claim in claims.items()
+                if claim.done or not claim.leased  # None: another node or run is on it
+            }
+            results.update(await examining)
         return results
 
     @contextlib.asynccontextmanager
@@ -170,7 +179,9 @@ class RecordingIngest:
                     raise  # otherwise another worker or node claimed one first: read theirs
         raise RuntimeError(f"could not claim {[meta.key for meta in metas]}")
 
-    async def _process_all(self, work: list[tuple[Claim, CallMeta]], rescan: bool) -> Results:
+    async def _process_all(
+        self, metas: list[CallMeta], claims_ready: ClaimsReady, rescan: bool
+    ) -> Results:
         """Examine the files in `self.parallel` lanes (recordings/examine.py) and commit
         results in groups: whoever takes the commit lock writes everything finished so far."""
         results: Results = {}
@@ -208,7 +219,7 @@ class RecordingIngest:
 
         delivered: set[int] = set()
         try:
-            await self.examiner.run_lanes(work, self.parallel, deliver)
+            await self.examiner.run_lanes(metas, claims_ready, self.parallel, deliver)
             outcomes = await asyncio.gather(*tasks, return_exceptions=True)
         finally:  # also on shutdown: the rest, and the leases of files not finished
             for task in tasks:
@@ -218,8 +229,8 @@ class RecordingIngest:
             # next try finds it in storage.
             finished.extend(
                 Outcome(claim.source_path, claim.id, None)
-                for claim, _ in work
-                if claim.id not in delivered
+                for claim in _claimed(claims_ready)
+                if claim.leased and not claim.done and claim.id not in delivered
             )
             await asyncio.shield(flush(force=True))
         for outcome in outcomes:
@@ -242,7 +253,7 @@ class RecordingIngest:
         except DiskFull as exc:
             log.error("ALERT recordings disk full, will retry %s: %s", meta.source.name, exc)
             return Outcome(claim.source_path, claim.id, {"error": f"disk full: {exc}"[:300]}, True)
-        return Outcome(claim.source_path, claim.id, _complete(examined.facts, opus, note))
+        return Outcome(claim.source_path, claim.id, _complete(examined, opus, note))
 
     async def _watch_and_examine(
         self, claim: Claim, meta: CallMeta, rescan: bool
@@ -340,6 +351,13 @@ class RecordingIngest:
         return await self._ingest_backlog(metas)
 
 
+def _claimed(claims_ready: ClaimsReady) -> list[Claim]:
+    """The batch's claims, if the claim transaction got that far."""
+    if not claims_ready.done() or claims_ready.cancelled() or claims_ready.exception():
+        return []
+    return list(claims_ready.result().values())
+
+
 def _result(outcome: Outcome) -> tuple[int, str] | None:
     """What an outcome leaves the row as; None where there was nothing to write."""
     if outcome.values is None:
@@ -348,7 +366,8 @@ def _result(outcome: Outcome) -> tuple[int, str] | None:
     return outcome.recording_id, str(state)
 
 
-def _complete(facts: WavFacts, opus: str | None, note: str | None) -> dict[str, object]:
+def _complete(moved: Moved, opus: str | None, note: str | None) -> dict[str, object]:
+    facts = moved.facts
     return {
         "state": RecordingState.COMPLETE.value,
         "error": note,
@@ -357,6 +376,6 @@ def _complete(facts: WavFacts, opus: str | None, note: str | None) -> dict[str, 
         "size_bytes": facts.size_bytes,
         "duration_seconds": facts.duration_seconds,
         "rms": facts.rms,
-        "peaks": facts.peaks,
+        "peaks": moved.peaks_json,  # already JSON: see IngestRows.write
         "ingested_at": datetime.now(UTC),
     }

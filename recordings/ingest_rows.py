@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, or_, select, update
+from sqlalchemy import JSON, Table, Text, bindparam, cast, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_core.db import Database
@@ -23,7 +23,7 @@ from recordings.meta import CallMeta
 from recordings.models import Recording, RecordingState
 from recordings.storage import dated_name
 
-RECORDINGS = cast(Table, Recording.__table__)
+RECORDINGS: Table = Recording.__table__  # type: ignore[assignment]
 # An ingest holds its row this long at most; a crashed holder's files are retried after it.
 LEASE_SECONDS = 120
 DONE = frozenset(
@@ -56,7 +56,8 @@ class Outcome:
 
     key: str
     recording_id: int
-    values: Mapping[str, object] | None  # None: nothing to write, only give the lease back
+    # None: nothing to write, only give the lease back. A complete file's "peaks" is JSON text.
+    values: Mapping[str, object] | None
     attempt: bool = False
 
 
@@ -151,6 +152,8 @@ class IngestRows:
         async with self.db.engine.begin() as conn:
             for shape, params in shapes.items():
                 values: dict[str, Any] = {name: bindparam(name) for name in shape}
+                if "peaks" in values:  # JSON text already (encoded in the lane)
+                    values["peaks"] = _json_text("peaks", conn.dialect.name)
                 statement = update(t).where(t.c.id == bindparam("rid")).values(values)
                 await conn.execute(statement, params)
             if retried:
@@ -171,3 +174,11 @@ class IngestRows:
         async with self.db.transaction() as session:
             found = await session.scalars(select(Recording).where(Recording.id.in_(wanted)))
             return {row.id: row for row in found}
+
+
+def _json_text(name: str, dialect_name: str) -> Any:
+    """A bind for a JSON column whose value is JSON text already: bound as text, so the JSON
+    type does not encode it again. PostgreSQL needs the text cast to json; SQLite keeps JSON
+    as text (and a CAST to JSON there would give the value numeric affinity)."""
+    text = bindparam(name, type_=Text)
+    return cast(text, JSON) if dialect_name == "postgresql" else text

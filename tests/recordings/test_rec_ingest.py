@@ -223,20 +223,20 @@ def test_a_reused_buffer_gives_each_file_its_own_facts(tmp_path: Path) -> None:
 async def test_stopping_mid_batch_gives_the_leases_back_and_a_later_try_finishes(
     db: Database, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from recordings.examine import FileExaminer
+    from recordings import examine
 
     spool = tmp_path / "spool"
     an_hour_ago = time.time() - 3600  # a backlog: examined in lanes, without watching
     for i in range(6):
         path = write_wav(spool / f"20261125-03000{i}-in-17955690{i}.0.wav", seconds=0.5)
         os.utime(path, (an_hour_ago, an_hour_ago))
-    real_examine = FileExaminer.examine
+    real_facts = examine.wav_facts
 
-    def slow(self: FileExaminer, *args: Any, **kwargs: Any) -> Any:
+    def slow(*args: Any, **kwargs: Any) -> Any:
         time.sleep(0.15)  # a long call being hashed
-        return real_examine(self, *args, **kwargs)
+        return real_facts(*args, **kwargs)
 
-    monkeypatch.setattr(FileExaminer, "examine", slow)
+    monkeypatch.setattr(examine, "wav_facts", slow)
     ingest = make_ingest(db, settings, transcode=False, parallel=1)
     task = asyncio.create_task(ingest.rescan(spool, "main"))
     await asyncio.sleep(0.4)  # some files done, one in a lane, the rest not started
@@ -250,7 +250,29 @@ async def test_stopping_mid_batch_gives_the_leases_back_and_a_later_try_finishes
     for row in done:  # complete means in storage, never half-written
         assert row.wav_path and (Path(settings.recordings_dir) / row.wav_path).exists()
     await asyncio.sleep(0.3)  # the file the lane was on is finished there, row still pending
-    monkeypatch.setattr(FileExaminer, "examine", real_examine)
+    monkeypatch.setattr(examine, "wav_facts", real_facts)
     assert await make_ingest(db, settings, transcode=False).retry_pending() == 6 - len(done)
     assert all(r.state == "complete" for r in await rows(db))
     assert list(spool.iterdir()) == []
+
+
+async def test_a_file_another_node_is_on_is_read_perhaps_but_never_moved(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """The lanes read and hash files while the claim runs; only a file whose lease we got is
+    moved. One leased by another node stays where it is, its row untouched."""
+    spool = tmp_path / "spool"
+    an_hour_ago = time.time() - 3600
+    theirs = write_wav(spool / "20261125-040000-in-1795570000.0.wav", seconds=0.5)
+    ours = write_wav(spool / "20261125-040001-in-1795570001.0.wav", seconds=0.5)
+    for path in (theirs, ours):
+        os.utime(path, (an_hour_ago, an_hour_ago))
+    other_node = make_ingest(db, settings, transcode=False)
+    await other_node.rows.claim([CallMeta(source=theirs, server="main")])  # holds the lease
+    ingest = make_ingest(db, settings, transcode=False)
+    assert await ingest.rescan(spool, "main") == 1
+    by_name = {Path(r.source_path).name: r for r in await rows(db)}
+    assert by_name[ours.name].state == "complete" and not ours.exists()
+    mine_not = by_name[theirs.name]
+    assert mine_not.state == "pending" and mine_not.claimed_by == other_node.node
+    assert theirs.exists()
