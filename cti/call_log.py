@@ -3,6 +3,9 @@
 Writes go through one queue and one worker, in event order, off the pop's hot path: a slow
 disk delays the log, never a screen pop. Every write is idempotent (keyed by server and
 Linkedid), so a replayed or duplicated event cannot create a second row.
+
+The writes are Core statements (cti/call_log_sql.py), not ORM objects: this runs on the CTI
+database thread, which shares the GIL with the loop that sends pops.
 """
 
 from __future__ import annotations
@@ -12,13 +15,15 @@ import logging
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.dml import Update
 
 from crm_core.db import Database
 from crm_core.events import CallRecordingFinished
 from crm_core.lookup import NumberLookup
 from crm_core.phones import normalize
+from cti import call_log_sql as sql
 from cti.call_events import (
     AgentRinging,
     CallAnswered,
@@ -29,9 +34,10 @@ from cti.call_events import (
     RecordingStarted,
 )
 from cti.directory import AgentDirectory
-from cti.models import Call
+from cti.held_connection import HeldConnection
 
 log = logging.getLogger(__name__)
+CallRow = Row[*tuple[Any, ...]]  # sql.NEEDED_FOR_TIMES
 MAX_BATCH = 500
 
 
@@ -43,6 +49,33 @@ class Publisher(Protocol):
 
 def _when(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
+
+
+def _key(e: Any) -> dict[str, str]:
+    return {"k_server": e.server, "k_linkedid": e.linkedid}
+
+
+def _plain_update(event: object) -> tuple[Update, dict[str, Any]] | None:
+    """The events that only set columns: their statement and parameters."""
+    if isinstance(event, CallIdentified):
+        who = {"v_customer_id": event.customer_id, "v_business_key": event.business_key}
+        return sql.SET_IDENTIFIED, {**_key(event), **who}
+    if isinstance(event, CallQueued):
+        return sql.SET_QUEUED, {
+            **_key(event),
+            "v_queue": event.queue,
+            "v_queued_at": _when(event.at),
+        }
+    if isinstance(event, AgentRinging):
+        ring = {"v_ringing_at": _when(event.at), "v_queue": event.queue}
+        return sql.SET_FIRST_RING, {**_key(event), **ring}
+    if isinstance(event, RecordingStarted):
+        return sql.SET_RECORDING, {**_key(event), "v_recording_path": event.path}
+    return None
+
+
+def _seconds_between(start: datetime, end: datetime) -> float:
+    return max(0.0, (end - start).total_seconds())
 
 
 class CallLogWriter:
@@ -59,6 +92,8 @@ class CallLogWriter:
         self.finder = finder
         self.queue: asyncio.Queue[object] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._upsert_started = sql.upsert_started(db.engine.dialect.name)
+        self._held = HeldConnection(db.engine)
 
     def submit(self, event: object) -> None:
         self.queue.put_nowait(event)
@@ -71,6 +106,7 @@ class CallLogWriter:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        await self._held.close()
 
     async def drain(self) -> None:
         await self.queue.join()
@@ -94,9 +130,9 @@ class CallLogWriter:
         # One transaction for everything queued: at 50 calls/s a commit per event costs far
         # more CPU, and this thread shares the GIL with the loop that sends pops.
         finished: list[CallRecordingFinished] = []
-        async with self.db.transaction() as session:
+        async with self._held.transaction() as conn:
             for event in batch:
-                done = await self.apply(session, event)
+                done = await self.apply(conn, event)
                 if done is not None:
                     finished.append(done)
         for event in finished:
@@ -112,23 +148,15 @@ class CallLogWriter:
     async def write(self, event: object) -> None:
         await self._write_batch([event])
 
-    async def apply(self, session: AsyncSession, event: object) -> CallRecordingFinished | None:
+    async def apply(self, conn: AsyncConnection, event: object) -> CallRecordingFinished | None:
         if isinstance(event, CallStarted):
-            await self._started(session, event)
-        elif isinstance(event, CallIdentified):
-            await self._set(
-                session, event, customer_id=event.customer_id, business_key=event.business_key
-            )
-        elif isinstance(event, CallQueued):
-            await self._set(session, event, queue=event.queue, queued_at=_when(event.at))
-        elif isinstance(event, AgentRinging):
-            await self._first_ring(session, event)
+            await self._started(conn, event)
         elif isinstance(event, CallAnswered):
-            await self._answered(session, event)
-        elif isinstance(event, RecordingStarted):
-            await self._set(session, event, recording_path=event.path)
+            await self._answered(conn, event)
         elif isinstance(event, CallEnded):
-            return await self._ended(session, event)
+            return await self._ended(conn, event)
+        elif (plain := _plain_update(event)) is not None:
+            await conn.execute(*plain)
         return None
 
     async def _customer_for(self, number: str) -> int | None:
@@ -136,90 +164,86 @@ class CallLogWriter:
         exact = {c.customer_id for c in candidates if c.match == "exact"}
         return exact.pop() if len(exact) == 1 else None
 
-    async def _started(self, session: AsyncSession, e: CallStarted) -> None:
+    async def _started(self, conn: AsyncConnection, e: CallStarted) -> None:
         phone = normalize(e.caller, home_area_code=self.db.settings.home_area_code)
-        customer_id = await self._customer_for(e.caller) if phone else None
-        values: dict[str, Any] = {
-            "direction": e.direction.value,
-            "number": e.caller[:60],
-            "number_e164": phone.e164 if phone else None,
-            "did": e.did or None,
-            "entered_at": _when(e.at),
+        values = {
+            "v_server": e.server,
+            "v_linkedid": e.linkedid,
+            "v_direction": e.direction.value,
+            "v_number": e.caller[:60],
+            "v_number_e164": phone.e164 if phone else None,
+            "v_did": e.did or None,
+            "v_entered_at": _when(e.at),
+            "v_customer_id": await self._customer_for(e.caller) if phone else None,
         }
-        row = await self._row(session, e.server, e.linkedid)
-        if row is None and e.request_id:
-            query = select(Call).where(Call.request_id == e.request_id)
-            row = (await session.scalars(query)).first()
-        if row is None:
-            row = Call(server=e.server, linkedid=e.linkedid, request_id=e.request_id)
-            session.add(row)
-        row.server, row.linkedid = e.server, e.linkedid
-        for key, value in values.items():
-            setattr(row, key, value)
-        row.customer_id = row.customer_id or customer_id
-        await session.flush()
+        if not e.request_id:
+            await conn.execute(self._upsert_started, values)
+            return
+        # Click-to-dial: the row may be ours already (a replay), or the request's, written
+        # before anything was dialled and keyed `pending:<request id>` until now.
+        if (await conn.execute(sql.RESTART_BY_KEY, {**_key(e), **values})).rowcount:
+            return
+        rekeyed = await conn.execute(sql.REKEY_BY_REQUEST, {"k_request_id": e.request_id, **values})
+        if not rekeyed.rowcount:
+            await conn.execute(sql.INSERT_STARTED, {"v_request_id": e.request_id, **values})
 
     @staticmethod
-    async def _row(session: AsyncSession, server: str, linkedid: str) -> Call | None:
-        query = select(Call).where(Call.server == server, Call.linkedid == linkedid)
-        row: Call | None = (await session.scalars(query)).first()
-        return row
+    async def _times(conn: AsyncConnection, e: Any) -> CallRow | None:
+        return (await conn.execute(sql.NEEDED_FOR_TIMES, _key(e))).first()
 
-    async def _set(self, session: AsyncSession, e: Any, **values: Any) -> None:
-        await session.execute(
-            update(Call)
-            .where(Call.server == e.server, Call.linkedid == e.linkedid)
-            .values(**values)
-        )
-
-    async def _first_ring(self, session: AsyncSession, e: AgentRinging) -> None:
-        await session.execute(
-            update(Call)
-            .where(Call.server == e.server, Call.linkedid == e.linkedid, Call.ringing_at.is_(None))
-            .values(ringing_at=_when(e.at), queue=e.queue)
-        )
-
-    async def _answered(self, session: AsyncSession, e: CallAnswered) -> None:
+    async def _answered(self, conn: AsyncConnection, e: CallAnswered) -> None:
         agent = await self.directory.resolve(e.interface, e.member_name)
-        row = await self._row(session, e.server, e.linkedid)
+        row = await self._times(conn, e)
         if row is None or row.answered_at is not None:
             return
-        row.answered_at = _when(e.at)
-        row.agent_interface = e.interface
-        row.agent_id = agent.user_id if agent else row.agent_id
-        row.queue = e.queue or row.queue
-        waited_from = row.queued_at or row.entered_at
-        row.wait_seconds = max(0.0, (row.answered_at - waited_from).total_seconds())
+        answered_at = _when(e.at)
+        await conn.execute(
+            sql.SET_ANSWERED,
+            {
+                "k_id": row.id,
+                "v_answered_at": answered_at,
+                "v_agent_interface": e.interface,
+                "v_agent_id": agent.user_id if agent else row.agent_id,
+                "v_queue": e.queue or row.queue,
+                # In the queue: from queue entry (the greeting and IVR are not waiting).
+                "v_wait_seconds": _seconds_between(row.queued_at or row.entered_at, answered_at),
+            },
+        )
 
-    async def _ended(self, session: AsyncSession, e: CallEnded) -> CallRecordingFinished | None:
-        row = await self._row(session, e.server, e.linkedid)
+    async def _ended(self, conn: AsyncConnection, e: CallEnded) -> CallRecordingFinished | None:
+        row = await self._times(conn, e)
         if row is None or row.status == "ended":
             return None
-        row.ended_at, row.status, row.outcome = _when(e.at), "ended", e.outcome.value
+        ended_at = _when(e.at)
+        values = {"k_id": row.id, "v_ended_at": ended_at, "v_outcome": e.outcome.value}
+        talk_seconds = row.talk_seconds
         if row.answered_at is not None:
-            talk_end = _when(e.talk_end) if e.talk_end else row.ended_at
-            row.talk_seconds = max(0.0, (talk_end - row.answered_at).total_seconds())
+            talk_end = _when(e.talk_end) if e.talk_end else ended_at
+            talk_seconds = _seconds_between(row.answered_at, talk_end)
+            await conn.execute(sql.END_TALKED, {**values, "v_talk_seconds": talk_seconds})
         else:
-            waited_from = row.queued_at or row.entered_at
-            row.wait_seconds = max(0.0, (row.ended_at - waited_from).total_seconds())
-        await session.flush()
-        return self._recording_finished(row)
+            waited = _seconds_between(row.queued_at or row.entered_at, ended_at)
+            await conn.execute(sql.END_UNANSWERED, {**values, "v_wait_seconds": waited})
+        return _recording_finished(row, ended_at, talk_seconds)
 
-    @staticmethod
-    def _recording_finished(row: Call) -> CallRecordingFinished | None:
-        if not row.recording_path or row.ended_at is None:
-            return None
-        return CallRecordingFinished(
-            call_id=row.id,
-            server=row.server,
-            linkedid=row.linkedid,
-            path=row.recording_path,
-            direction=row.direction,
-            customer_id=row.customer_id,
-            agent_id=row.agent_id,
-            queue=row.queue,
-            service_request_id=row.service_request_id,
-            answered_at=row.answered_at.isoformat() if row.answered_at else None,
-            ended_at=row.ended_at.isoformat(),
-            talk_seconds=row.talk_seconds,
-        )
+
+def _recording_finished(
+    row: CallRow, ended_at: datetime, talk_seconds: float | None
+) -> CallRecordingFinished | None:
+    """What the recordings side needs to index a finished call's recording, if it has one."""
+    if not row.recording_path:
+        return None
+    return CallRecordingFinished(
+        call_id=row.id,
+        server=row.server,
+        linkedid=row.linkedid,
+        path=row.recording_path,
+        direction=row.direction,
+        customer_id=row.customer_id,
+        agent_id=row.agent_id,
+        queue=row.queue,
+        service_request_id=row.service_request_id,
+        answered_at=row.answered_at.isoformat() if row.answered_at else None,
+        ended_at=ended_at.isoformat(),
+        talk_seconds=talk_seconds,
+    )

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Integer, bindparam, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from crm_core.customer360 import customer_360
+from crm_core.customer360 import customer_360_on
 from crm_core.db import Database
 from crm_core.lookup import NumberLookup
 from cti.models import Call
@@ -21,6 +22,27 @@ RECENT_CALLS = 5
 Extra = Callable[[Database, int], Awaitable[list[dict[str, Any]]]]
 
 
+CALLS = Call.__table__
+# Built once (see crm_core/customer360.py): the 360 is read for every call.
+RECENT_CALLS_QUERY = (
+    select(
+        CALLS.c.id,
+        CALLS.c.direction,
+        CALLS.c.entered_at,
+        CALLS.c.outcome,
+        CALLS.c.talk_seconds,
+        CALLS.c.recording_path,
+        CALLS.c.disposition,
+    )
+    .where(
+        CALLS.c.customer_id == bindparam("customer_id", type_=Integer),
+        CALLS.c.status == "ended",
+    )
+    .order_by(CALLS.c.entered_at.desc())
+    .limit(RECENT_CALLS)
+)
+
+
 class Pop360Builder:
     def __init__(self, db: Database, finder: NumberLookup, open_requests: Extra | None) -> None:
         self.db = db
@@ -28,33 +50,20 @@ class Pop360Builder:
         self.open_requests = open_requests
 
     async def _payload_for_customer(self, customer_id: int) -> dict[str, Any] | None:
-        snapshot = await customer_360(self.db, customer_id)
-        if snapshot is None:
-            return None
-        snapshot["recent_calls"] = await self._recent_calls(customer_id)
+        # One connection for the CRM part and the calls: a checkout is a round trip or two
+        # to the driver, on the thread that shares the GIL with the pops.
+        async with self.db.connect() as conn:
+            snapshot = await customer_360_on(conn, customer_id)
+            if snapshot is None:
+                return None
+            snapshot["recent_calls"] = await self._recent_calls(conn, customer_id)
         if self.open_requests is not None:
             snapshot["open_requests"] = await self.open_requests(self.db, customer_id)
         return {"match": "customer", "customer_360": snapshot}
 
-    async def _recent_calls(self, customer_id: int) -> list[dict[str, Any]]:
-        calls = Call.__table__
-        async with self.db.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(
-                        calls.c.id,
-                        calls.c.direction,
-                        calls.c.entered_at,
-                        calls.c.outcome,
-                        calls.c.talk_seconds,
-                        calls.c.recording_path,
-                        calls.c.disposition,
-                    )
-                    .where(calls.c.customer_id == customer_id, calls.c.status == "ended")
-                    .order_by(calls.c.entered_at.desc())
-                    .limit(RECENT_CALLS)
-                )
-            ).all()
+    @staticmethod
+    async def _recent_calls(conn: AsyncConnection, customer_id: int) -> list[dict[str, Any]]:
+        rows = (await conn.execute(RECENT_CALLS_QUERY, {"customer_id": customer_id})).all()
         return [
             {
                 "id": r.id,
@@ -83,4 +92,3 @@ class Pop360Builder:
         if candidates:
             return {"match": "candidates", "candidates": [c.as_dict() for c in candidates]}
         return {"match": "unknown", "number": caller}
-

@@ -68,8 +68,9 @@ class Pop:
             "rang_at": self.rang_at,
         }
 
-    def row(self) -> dict[str, Any]:
-        """The pop's database row, copied now (the writer runs on another thread)."""
+    def row(self, pop_json: str | None = None) -> dict[str, Any]:
+        """The pop's database row, copied now (the writer runs on another thread). Its
+        `payload` is the pop object as JSON text (`encoded_pop`), stored as it is."""
         return {
             "id": self.id,
             "server": self.server,
@@ -77,18 +78,26 @@ class Pop:
             "ring_id": self.ring_id,
             "agent_id": self.user_id,
             "state": self.state,
-            "payload": self.message()["pop"],
+            "payload": pop_json or self.encoded_pop(),
         }
 
     def message(self) -> dict[str, Any]:
         return {"v": PROTOCOL_VERSION, "type": "pop", "pop": {**self._fields(), **self.payload}}
 
-    def encoded(self, payload_members: str | None = None) -> str:
-        """`message()` as JSON text. Given the payload already encoded (the 360, the bulk of
-        it, is encoded when the call enters), only the few pop fields are encoded here."""
+    def encoded_pop(self, payload_members: str | None = None) -> str:
+        """`message()["pop"]` as JSON text. Given the payload already encoded (the 360, the
+        bulk of it, is encoded when the call enters), only the few pop fields are encoded."""
         members = payload_members or encode_members(self.payload)
-        fields = encode_members(self._fields())
-        return f'{{"v": {PROTOCOL_VERSION}, "type": "pop", "pop": {{{fields}, {members}}}}}'
+        return f"{{{encode_members(self._fields())}, {members}}}"
+
+    def encoded(self, payload_members: str | None = None) -> str:
+        """`message()` as JSON text (see `encoded_pop`)."""
+        return wrap_pop(self.encoded_pop(payload_members))
+
+
+def wrap_pop(pop_json: str) -> str:
+    """The pop message around a pop object already encoded."""
+    return f'{{"v": {PROTOCOL_VERSION}, "type": "pop", "pop": {pop_json}}}'
 
 
 @dataclass
@@ -203,8 +212,10 @@ class PopService:
         if len(self.owners) > MAX_REMEMBERED:
             del self.owners[next(iter(self.owners))]
         members = context.members(pop.payload) if context is not None else None
-        await self.sink.send_to_user(agent.user_id, pop.encoded(members))
-        self.store("insert", pop.row())
+        # Encoded once, for the agent's browser and for the pop's row.
+        pop_json = pop.encoded_pop(members)
+        await self.sink.send_to_user(agent.user_id, wrap_pop(pop_json))
+        self.store("insert", pop.row(pop_json))
         if pop.payload.get("match") == "pending" and context is not None:
             task = asyncio.create_task(self._complete_later(pop, context))
             self._background.add(task)
@@ -272,7 +283,6 @@ class PopService:
             {"pop_id": pop_id, "user_id": user_id, "stage": stage, "at": datetime.now(UTC)},
         )
         return True
-
 
     async def stop(self, grace: float = 5.0) -> None:
         """Shutdown: let the 360s and late pops in flight finish, cancel what is left after
