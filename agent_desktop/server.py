@@ -140,15 +140,21 @@ async def freeze_startup_heap(_app: web.Application) -> None:
     gc.freeze()
 
 
+def use_serving_switch_interval() -> None:
+    """How long a thread that wants the GIL waits at most (the default is 5 ms). `serve`
+    runs threads beside its loop: the CTI database thread (cti/db_thread.py), whose work
+    must not hold up a pop, and the recording ingest's lanes (recordings/examine.py), which
+    need the GIL back between hashing files. Benches of those paths call this too."""
+    sys.setswitchinterval(SWITCH_INTERVAL)
+
+
 def serve(settings: Settings) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     db = Database.open(settings)
     print(f"hotline serving on http://{settings.http_host}:{settings.http_port}/", flush=True)
-    # The CTI database work runs on a thread of its own (cti/db_thread.py). When the loop that
-    # sends pops wakes up, it waits for the GIL at most this long (the default is 5 ms).
-    sys.setswitchinterval(SWITCH_INTERVAL)
+    use_serving_switch_interval()
     app = build_app(db)
     app.on_startup.append(freeze_startup_heap)  # last: after every feature has started
     try:

@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agent_desktop import schema  # noqa: E402
+from agent_desktop.server import use_serving_switch_interval  # noqa: E402
 from crm_core import migrate  # noqa: E402
 from crm_core.db import Database  # noqa: E402
 from crm_core.settings import Settings  # noqa: E402
@@ -67,7 +68,9 @@ def time_cp(files: list[Path], target: Path) -> float:
 
 
 async def time_ingest(files: list[Path], work: Path, workers: int) -> float:
-    """Through the product's own path: the ingest queue and its worker tasks."""
+    """Through the product's own path: the ingest queue and its worker tasks, with the
+    interpreter's GIL switch interval as `hotline serve` sets it."""
+    use_serving_switch_interval()
     schema.prepare()
     settings = Settings(database_url=f"sqlite+aiosqlite:///{work / 'bench.db'}")
     await asyncio.to_thread(migrate.upgrade, settings)

@@ -31,6 +31,7 @@ from recordings.wavfile import (
     HeaderState,
     Scratch,
     WavFacts,
+    facts_of_bytes,
     inspect_header,
     wav_facts,
 )
@@ -119,10 +120,16 @@ class FileExaminer:
         settled. Only reads, so it is harmless if the file turns out not to be ours. None:
         leave it to the steps after the claim (not in the spool, not settled, unreadable)."""
         try:
-            header = inspect_header(meta.source)
-            if not self._settled(header):
+            read = scratch.read_settled(meta.source, self.settle)
+            if read is None or not self._settled(read[0]):
                 return None
-            return meta.source, _measure(meta.source, header, scratch)
+            header, data = read
+            if header.state is not HeaderState.FINISHED:
+                return meta.source, f"{header.state}: {header.reason}"
+            try:
+                return meta.source, facts_of_bytes(data, header, scratch)
+            except (wave.Error, EOFError, ValueError) as exc:
+                return meta.source, f"corrupt: {exc}"
         except Exception:  # tried again after the claim, where a failure is reported
             return None
 

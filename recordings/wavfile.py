@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
+import io
+import os
 import struct
 import time
 import wave
@@ -86,9 +88,10 @@ class WavFacts:
     peaks: list[int]
 
 
-def _pcm_format(path: Path) -> tuple[int, int, float]:
-    """(sample rate, frames, seconds) from stdlib wave; raises wave.Error on nonsense."""
-    with wave.open(str(path), "rb") as wav:
+def _pcm_format(source: Path | bytes) -> tuple[int, int, float]:
+    """(sample rate, frames, seconds) from stdlib wave, given the file or its bytes up to its
+    data chunk; raises wave.Error on nonsense."""
+    with wave.open(str(source) if isinstance(source, Path) else io.BytesIO(source), "rb") as wav:
         if wav.getsampwidth() != 2 or wav.getnchannels() != 1:
             raise wave.Error("expected 16-bit mono PCM")
         rate, frames = wav.getframerate(), wav.getnframes()
@@ -106,14 +109,32 @@ class Scratch:
 
     def read(self, path: Path, size: int) -> memoryview:
         """The file's first `size` bytes (fewer if it is shorter)."""
+        with path.open("rb", buffering=0) as handle:
+            return self._read_from(handle, size)
+
+    def _read_from(self, handle: io.FileIO, size: int) -> memoryview:
         if len(self.data) < size:
             self.data = bytearray(size)  # a new one: views of the old may still be alive
         view = memoryview(self.data)[:size]
         got = 0
-        with path.open("rb", buffering=0) as handle:
-            while got < size and (n := handle.readinto(view[got:])):
-                got += n
+        while got < size and (n := handle.readinto(view[got:])):
+            got += n
         return view[:got]
+
+    def read_settled(self, path: Path, settle: float) -> tuple[Header, memoryview] | None:
+        """A file not written to for `settle` seconds, read whole with its header, in one
+        open. None for one written to more recently, or too long to hold (READ_ONCE_BYTES):
+        look at those with inspect_header and wav_facts. One open, where inspect_header,
+        wave and the read each opened the file: every system call gives the GIL up, and
+        getting it back waits for whoever holds it."""
+        with path.open("rb", buffering=0) as handle:
+            stat = os.fstat(handle.fileno())
+            age = time.time() - stat.st_mtime
+            if age < settle or stat.st_size > READ_ONCE_BYTES:
+                return None
+            data = self._read_from(handle, stat.st_size)
+        header = _classify(bytes(data[:4096]), stat.st_size)
+        return dataclasses.replace(header, age_seconds=age), data
 
 
 def _rms_and_peaks(
@@ -151,22 +172,31 @@ def wav_facts(
     side, where faulting in a memory map kept them waiting on each other. Longer files are
     hashed in chunks and mapped, so memory stays bounded. A thread that examines many files
     passes its own `scratch`, reused from file to file."""
+    if header.file_size <= READ_ONCE_BYTES:
+        scratch = scratch or Scratch()
+        return facts_of_bytes(scratch.read(path, header.file_size), header, scratch, buckets)
     rate, frames, seconds = _pcm_format(path)
     count = min(frames, header.data_size // 2)
-    if header.file_size <= READ_ONCE_BYTES:
-        data = (scratch or Scratch()).read(path, header.file_size)
-        digest = hashlib.sha256(data).hexdigest()
-        samples: np.ndarray = np.frombuffer(
-            data, dtype="<i2", offset=header.data_offset, count=count
-        )
-    else:
-        with path.open("rb") as handle:
-            digest = hashlib.file_digest(handle, "sha256").hexdigest()
-        samples = (
-            np.memmap(path, dtype="<i2", mode="r", offset=header.data_offset, shape=(count,))
-            if count
-            else np.zeros(0, dtype="<i2")
-        )
+    with path.open("rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    samples = (
+        np.memmap(path, dtype="<i2", mode="r", offset=header.data_offset, shape=(count,))
+        if count
+        else np.zeros(0, dtype="<i2")
+    )
+    rms, peaks = _rms_and_peaks(samples, buckets, scratch) if count else (0.0, [])
+    del samples
+    return WavFacts(digest, header.file_size, round(seconds, 3), rate, round(rms, 2), peaks)
+
+
+def facts_of_bytes(
+    data: memoryview, header: Header, scratch: Scratch | None = None, buckets: int = PEAK_BUCKETS
+) -> WavFacts:
+    """`wav_facts` of a file already read whole (`Scratch.read_settled`)."""
+    rate, frames, seconds = _pcm_format(bytes(data[: header.data_offset]))
+    count = min(frames, header.data_size // 2)
+    digest = hashlib.sha256(data).hexdigest()
+    samples = np.frombuffer(data, dtype="<i2", offset=header.data_offset, count=count)
     rms, peaks = _rms_and_peaks(samples, buckets, scratch) if count else (0.0, [])
     del samples
     return WavFacts(digest, header.file_size, round(seconds, 3), rate, round(rms, 2), peaks)

@@ -230,13 +230,13 @@ async def test_stopping_mid_batch_gives_the_leases_back_and_a_later_try_finishes
     for i in range(6):
         path = write_wav(spool / f"20261125-03000{i}-in-17955690{i}.0.wav", seconds=0.5)
         os.utime(path, (an_hour_ago, an_hour_ago))
-    real_facts = examine.wav_facts
+    real_facts = examine.facts_of_bytes
 
     def slow(*args: Any, **kwargs: Any) -> Any:
         time.sleep(0.15)  # a long call being hashed
         return real_facts(*args, **kwargs)
 
-    monkeypatch.setattr(examine, "wav_facts", slow)
+    monkeypatch.setattr(examine, "facts_of_bytes", slow)
     ingest = make_ingest(db, settings, transcode=False, parallel=1)
     task = asyncio.create_task(ingest.rescan(spool, "main"))
     await asyncio.sleep(0.4)  # some files done, one in a lane, the rest not started
@@ -250,7 +250,7 @@ async def test_stopping_mid_batch_gives_the_leases_back_and_a_later_try_finishes
     for row in done:  # complete means in storage, never half-written
         assert row.wav_path and (Path(settings.recordings_dir) / row.wav_path).exists()
     await asyncio.sleep(0.3)  # the file the lane was on is finished there, row still pending
-    monkeypatch.setattr(examine, "wav_facts", real_facts)
+    monkeypatch.setattr(examine, "facts_of_bytes", real_facts)
     assert await make_ingest(db, settings, transcode=False).retry_pending() == 6 - len(done)
     assert all(r.state == "complete" for r in await rows(db))
     assert list(spool.iterdir()) == []
@@ -276,3 +276,37 @@ async def test_a_file_another_node_is_on_is_read_perhaps_but_never_moved(
     mine_not = by_name[theirs.name]
     assert mine_not.state == "pending" and mine_not.claimed_by == other_node.node
     assert theirs.exists()
+
+
+async def test_a_backlog_read_whole_in_the_lanes_gets_the_same_facts_and_quarantines(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """Backlog files are read whole in one open (Scratch.read_settled): the facts match the
+    file-by-file path, and a broken one is still quarantined, never complete."""
+    import wave
+
+    from recordings import wavfile
+
+    spool = tmp_path / "spool"
+    good = write_wav(spool / "20261125-050000-in-1795571000.0.wav", seconds=1.5)
+    expected = wavfile.wav_facts(good, wavfile.inspect_header(good))
+    truncated = truncate(write_wav(spool / "20261125-050001-in-1795571001.0.wav", 2.0), 5_000)
+    eight_bit = spool / "20261125-050002-in-1795571002.0.wav"
+    with wave.open(str(eight_bit), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(1)
+        wav.setframerate(8000)
+        wav.writeframes(b"\x80" * 8000)
+    an_hour_ago = time.time() - 3600
+    for path in (good, truncated, eight_bit):
+        os.utime(path, (an_hour_ago, an_hour_ago))
+    assert await make_ingest(db, settings, transcode=False).rescan(spool, "main") == 1
+    by_name = {Path(r.source_path).name: r for r in await rows(db)}
+    row = by_name[good.name]
+    assert row.state == "complete" and row.sha256 == expected.sha256
+    assert row.peaks == expected.peaks and row.rms == expected.rms
+    assert row.duration_seconds == expected.duration_seconds == 1.5
+    assert by_name[truncated.name].state == "quarantined"
+    assert "truncated" in (by_name[truncated.name].error or "")
+    assert by_name[eight_bit.name].state == "quarantined"
+    assert "16-bit mono" in (by_name[eight_bit.name].error or "")
