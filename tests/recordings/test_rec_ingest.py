@@ -223,30 +223,40 @@ def test_a_reused_buffer_gives_each_file_its_own_facts(tmp_path: Path) -> None:
 async def test_stopping_mid_batch_gives_the_leases_back_and_a_later_try_finishes(
     db: Database, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from recordings import examine
+    from recordings import examine, wavfile
 
     spool = tmp_path / "spool"
     an_hour_ago = time.time() - 3600  # a backlog: examined in lanes, without watching
     for i in range(6):
         path = write_wav(spool / f"20261125-03000{i}-in-17955690{i}.0.wav", seconds=0.5)
         os.utime(path, (an_hour_ago, an_hour_ago))
-    real_facts = examine.facts_of_bytes
+    real_facts = wavfile.facts_of_bytes
 
     def slow(*args: Any, **kwargs: Any) -> Any:
         time.sleep(0.15)  # a long call being hashed
         return real_facts(*args, **kwargs)
 
     monkeypatch.setattr(examine, "facts_of_bytes", slow)
+    loop, one_moved = asyncio.get_running_loop(), asyncio.Event()
+    real_place = examine.FileExaminer._place
+
+    def place(self: examine.FileExaminer, *args: Any) -> Any:
+        placed = real_place(self, *args)
+        loop.call_soon_threadsafe(one_moved.set)
+        return placed
+
+    monkeypatch.setattr(examine.FileExaminer, "_place", place)
     ingest = make_ingest(db, settings, transcode=False, parallel=1)
     task = asyncio.create_task(ingest.rescan(spool, "main"))
-    await asyncio.sleep(0.4)  # some files done, one in a lane, the rest not started
+    async with asyncio.timeout(10):  # stop once a file has left the spool, not before
+        await one_moved.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     found = await rows(db)
     assert len(found) == 6 and all(r.claimed_by is None for r in found)
     done = [r for r in found if r.state == "complete"]
-    assert 0 < len(done) < 6
+    assert len(done) < 6  # stopped part-way
     for row in done:  # complete means in storage, never half-written
         assert row.wav_path and (Path(settings.recordings_dir) / row.wav_path).exists()
     await asyncio.sleep(0.3)  # the file the lane was on is finished there, row still pending
