@@ -91,7 +91,8 @@ class FileExaminer:
     ) -> Outcome | Moved:
         """A settled file: quarantined if broken, else measured and moved into storage.
         Raises DiskFull when the move finds no room (the source is left where it was)."""
-        return self._place(claim, current, _measure(current, header, scratch))
+        facts = _measure(header, lambda: wav_facts(current, header, scratch=scratch))
+        return self._place(claim, current, facts)
 
     def _settled(self, header: Header) -> bool:
         return header.state is not HeaderState.OPEN and header.age_seconds >= self.settle
@@ -124,12 +125,7 @@ class FileExaminer:
             if read is None or not self._settled(read[0]):
                 return None
             header, data = read
-            if header.state is not HeaderState.FINISHED:
-                return meta.source, f"{header.state}: {header.reason}"
-            try:
-                return meta.source, facts_of_bytes(data, header, scratch)
-            except (wave.Error, EOFError, ValueError) as exc:
-                return meta.source, f"corrupt: {exc}"
+            return meta.source, _measure(header, lambda: facts_of_bytes(data, header, scratch))
         except Exception:  # tried again after the claim, where a failure is reported
             return None
 
@@ -195,11 +191,11 @@ class FileExaminer:
             claims.cancel()  # a lane still waiting for the claim wakes up and stops
 
 
-def _measure(current: Path, header: Header, scratch: Scratch | None) -> WavFacts | str:
+def _measure(header: Header, facts: Callable[[], WavFacts]) -> WavFacts | str:
     """The file's facts, or why it goes to quarantine."""
     if header.state is not HeaderState.FINISHED:
         return f"{header.state}: {header.reason}"
     try:
-        return wav_facts(current, header, scratch=scratch)
+        return facts()
     except (wave.Error, EOFError, ValueError) as exc:
         return f"corrupt: {exc}"
