@@ -163,6 +163,8 @@ def main() -> None:
         )
         print(f"ratio ingest/cp: {ingest_rate / cp_rate:.2f}")
         sample = files[: args.transcode_files]
+        if not sample:
+            return
         elapsed, speed = time_transcode(sample, work, args.seconds)
         print(f"transcode to Opus: {len(sample)} × {args.seconds:.0f} s in {elapsed:.2f} s = "
               f"{speed:.0f}× real time")  # fmt: skip
