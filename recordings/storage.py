@@ -54,19 +54,33 @@ class Storage:
         return str(PurePosixPath(QUARANTINE) / source_name)
 
     def move_in(self, source: Path, relative: str) -> Path:
-        """Blocking. Idempotent: a target already in place (a crash after the move) is kept."""
+        """Blocking. Idempotent: a target already in place (a crash after the move) is kept.
+        The usual case is one rename: the checks and the directory are made only when it
+        fails, since every extra system call gives the GIL up to a busy ingest thread."""
         target = self.path(relative)
-        if not source.exists() and target.exists():
-            return target
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
             try:
                 os.replace(source, target)
-            except OSError as exc:
-                if exc.errno != errno.EXDEV:
+            except FileNotFoundError:
+                if not source.exists():
+                    if target.exists():
+                        return target
                     raise
-                self._copy_across(source, target)
-                source.unlink()
+                target.parent.mkdir(parents=True, exist_ok=True)  # a new day's directory
+                os.replace(source, target)
+        except OSError as exc:
+            if exc.errno == errno.EXDEV:
+                return self._move_across(source, target)
+            if _is_disk_full(exc):
+                raise DiskFull(f"no room in {self.root} for {source.name}: {exc}") from exc
+            raise
+        return target
+
+    def _move_across(self, source: Path, target: Path) -> Path:
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._copy_across(source, target)
+            source.unlink()
         except OSError as exc:
             if _is_disk_full(exc):
                 raise DiskFull(f"no room in {self.root} for {source.name}: {exc}") from exc
