@@ -13,7 +13,7 @@ import itertools
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from cti.ami_errors import (
@@ -265,10 +265,12 @@ class ServerLink:
         opts = self.options
         host, port = self.server.host, self.server.port
         async with asyncio.timeout(opts.connect_timeout):
-            reader, writer = await asyncio.open_connection(host, port)
+            reader, writer = await self._connect(host, port)
         self._writer = writer
         self._booted.clear()
-        reader_task = asyncio.create_task(self._read(reader), name=f"ami-read-{self.server.name}")
+        reader_task = asyncio.create_task(
+            self._until_closed(reader), name=f"ami-read-{self.server.name}"
+        )
         helpers: list[asyncio.Task[None]] = []
         try:
             await self._login()
@@ -306,19 +308,27 @@ class ServerLink:
         except AmiActionFailed as exc:
             raise AmiLoginFailed(f"AMI login to {server.name} refused: {exc.message}") from None
 
-    async def _read(self, reader: asyncio.StreamReader) -> None:
-        decoder = FrameDecoder(self.options.max_frame)
+    async def _connect(
+        self, host: str, port: int
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A stream pair whose incoming bytes are decoded as they arrive (``_FrameReader``):
+        the reader half only ever sees the end of the connection."""
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(loop=loop)
+        protocol = _FrameReader(reader, self._on_data, self.options.max_frame)
+        transport, _ = await loop.create_connection(lambda: protocol, host, port)
+        return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+
+    def _on_data(self, frames: list[AmiFrame]) -> None:
+        for frame in frames:
+            try:
+                self._on_frame(frame)
+            except Exception:
+                log.exception("AMI %s: frame handling failed", self.server.name)
+
+    async def _until_closed(self, reader: asyncio.StreamReader) -> None:
         try:
-            while True:
-                data = await reader.read(65536)
-                if not data:
-                    break
-                received_ns = time.monotonic_ns()
-                for frame in decoder.feed(data, received_ns):
-                    try:
-                        self._on_frame(frame)
-                    except Exception:
-                        log.exception("AMI %s: frame handling failed", self.server.name)
+            await reader.read()  # nothing is fed to it: this returns at EOF
         except (ConnectionError, OSError) as exc:
             log.info("AMI %s: read failed: %s", self.server.name, exc)
         finally:
@@ -369,3 +379,26 @@ class ServerLink:
             self._abort()
         finally:
             slot.fill(snapshot)
+
+
+class _FrameReader(asyncio.StreamReaderProtocol):
+    """Decodes bytes in the transport's own callback and hands the frames on at once.
+
+    With a StreamReader the bytes would wait for the reader task's next turn of the loop,
+    and every turn gives the GIL up to whatever thread is busy: an event would reach its
+    handler a turn later, and a screen pop with it (docs/ami.md). Frames are still handled
+    in wire order, since one connection's callbacks never overlap. The StreamReader is only
+    fed the end of the stream (or its error), which is what ends the session."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        on_frames: Callable[[list[AmiFrame]], None],
+        max_frame: int,
+    ) -> None:
+        super().__init__(reader)
+        self._decoder = FrameDecoder(max_frame)
+        self._on_frames = on_frames
+
+    def data_received(self, data: bytes) -> None:
+        self._on_frames(self._decoder.feed(data, time.monotonic_ns()))
