@@ -5,23 +5,19 @@ the call log (handed to its writer), then the bus for other packages.
 
 The serving loop keeps only what a ring needs: AMI, the tracker, routing pops to sockets.
 The database work that follows calls (building each caller's 360 while they are in the IVR,
-the call log, the pop rows) runs on the CTI database thread, where its SQLAlchemy steps
-cannot hold up a ring (measured with bench/pop_latency.py: they were most of the p99).
+the call log, the pop rows) runs in the CTI database worker, a process of its own, where its
+SQLAlchemy steps cannot hold up a ring, not even for the GIL (cti/db_worker.py says why).
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from crm_core.db import Database
 from crm_core.events import EventBus
-from crm_core.lookup import NumberLookup
 from cti.agent_state import AgentStates, MemberState
 from cti.call_events import (
     AgentRinging,
@@ -31,11 +27,9 @@ from cti.call_events import (
     CallStarted,
     RingWithdrawn,
 )
-from cti.call_log import CallLogWriter
-from cti.db_thread import DbThread
+from cti.db_process import DbProcess, WorkerFailed
 from cti.directory import AgentDirectory
-from cti.pop_payload import Extra, Pop360Builder
-from cti.pop_writer import PopWriter
+from cti.pop_payload import Extra
 from cti.pops import PopService, PopSink
 from cti.tracker import AmiEventLike, CallTracker
 
@@ -50,11 +44,10 @@ class CtiBridge:
         self.db = db
         self.bus = bus
         self.directory = AgentDirectory(db)
-        # The database work that follows calls (the 360s, the call log, the pop rows) runs on
-        # its own thread and engine (see cti/db_thread.py); it is set up there at start().
-        self.db_thread = DbThread(db.settings)
-        self.open_requests = open_requests
-        self._writers: _Writers | None = None
+        # The database work that follows calls (the 360s, the call log, the pop rows) runs in
+        # a worker process with its own engine (see cti/db_worker.py), started at start().
+        self.worker = DbProcess(db.settings, bus.publish, open_requests)
+        self._running = False
         self.pops = PopService(self.directory, sink, build=self._build_360, store=self._store_pop)
         self._pending: list[object] = []
         self.tracker = CallTracker(self._pending.append)
@@ -65,44 +58,40 @@ class CtiBridge:
 
     async def start(self) -> None:
         await self.directory.reload()
-        self.db_thread.start()
-        publisher = _ServingLoopBus(self.bus, asyncio.get_running_loop())
-        try:
-            self._writers = await self.db_thread.run(
-                _Writers.open(self.db_thread, publisher, self.open_requests)
-            )
-        except BaseException:
-            await self.db_thread.stop()
-            raise
+        await self.worker.start()
+        self._running = True
 
     async def stop(self) -> None:
         try:
-            await self.pops.stop()  # the 360s in flight, before their engine closes
-            if self._writers is not None:
-                await self.db_thread.run(self._writers.close())
-                await self._writers.publisher.settled()
-        finally:  # whatever failed above, the thread ends and its connections close
-            self._writers = None
-            await self.db_thread.stop()
+            await self.pops.stop()  # the 360s in flight, before the worker's engine closes
+        finally:  # whatever failed above, the worker writes what it has and ends
+            self._running = False
+            await self.worker.stop()
 
     async def drain(self) -> None:
         """Wait until everything handled so far is in the database (tests, shutdown)."""
-        if self._writers is not None:
-            await self.db_thread.run(self._writers.drain())
-            await self._writers.publisher.settled()
+        if self._running:
+            await self.worker.call("drain")
+            await self.worker.settled()
 
     async def _build_360(self, caller: str, customer_id: int | None) -> dict[str, Any]:
-        if self._writers is None:
-            return {"match": "unknown", "number": caller}  # stopped: nothing to read with
-        return await self.db_thread.run(self._writers.builder.build(caller, customer_id))
+        unknown = {"match": "unknown", "number": caller}
+        if not self._running:
+            return unknown  # stopped: nothing to read with
+        try:
+            result: dict[str, Any] = await self.worker.call("build", caller, customer_id)
+        except WorkerFailed as exc:
+            log.warning("pop: no 360 for %s: %s", caller, exc)
+            return unknown
+        return result
 
     def _store_pop(self, kind: str, data: dict[str, Any]) -> None:
-        if self._writers is not None:
-            self.db_thread.call_soon(self._writers.pops.submit, kind, data)
+        if self._running:
+            self.worker.send("pop", kind, data)
 
     def _log_call(self, event: object) -> None:
-        if self._writers is not None:
-            self.db_thread.call_soon(self._writers.call_log.submit, event)
+        if self._running:
+            self.worker.send("log", event)
 
     async def on_event(self, event: Any) -> None:
         server = getattr(event, "server", "pbx")
@@ -162,70 +151,3 @@ class CtiBridge:
             )
         await self._dispatch()
         self.agents.resync(server, snapshot.queues)
-
-
-class _ServingLoopBus:
-    """The bus as the database thread sees it: events are published on the serving loop,
-    where the subscribers live. `settled()` waits for those publishes (drain, stop)."""
-
-    def __init__(self, bus: EventBus, loop: asyncio.AbstractEventLoop) -> None:
-        self.bus = bus
-        self.loop = loop
-        self._pending: set[concurrent.futures.Future[None]] = set()
-
-    async def publish(self, event: object) -> None:
-        future = asyncio.run_coroutine_threadsafe(self.bus.publish(event), self.loop)
-        self._pending.add(future)
-        future.add_done_callback(self._pending.discard)
-
-    async def settled(self) -> None:
-        pending = [asyncio.wrap_future(f) for f in list(self._pending)]
-        await asyncio.gather(*pending, return_exceptions=True)
-
-
-@dataclass
-class _Writers:
-    """What lives on the database thread: the 360 builder, the call log and the pop rows,
-    with their own directory and number lookup (an engine or driver connection is tied to
-    the loop that uses it)."""
-
-    call_log: CallLogWriter
-    pops: PopWriter
-    builder: Pop360Builder
-    finder: NumberLookup
-    publisher: _ServingLoopBus
-
-    @classmethod
-    async def open(
-        cls, thread: DbThread, publisher: _ServingLoopBus, open_requests: Extra | None
-    ) -> _Writers:
-        assert thread.db is not None
-        db = thread.db
-        finder = await NumberLookup(db.settings).open()
-        try:
-            directory = AgentDirectory(db)
-            await directory.reload()
-        except BaseException:
-            await finder.close()
-            raise
-        writers = cls(
-            CallLogWriter(db, directory, finder, publisher),
-            PopWriter(db),
-            Pop360Builder(db, finder, open_requests),
-            finder,
-            publisher,
-        )
-        writers.call_log.start()
-        writers.pops.start()
-        return writers
-
-    async def drain(self) -> None:
-        await self.call_log.drain()
-        await self.pops.drain()
-
-    async def close(self) -> None:
-        try:
-            await self.call_log.stop()
-            await self.pops.stop()
-        finally:
-            await self.finder.close()
