@@ -165,7 +165,9 @@ class DbProcess:
                 self._on_message(await read_message(reader))
         except ChannelClosed:
             pass
-        self._writer = None
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
         self._fail_calls("the CTI database worker went away")
         if not self._stopping:
             self._restarting = asyncio.create_task(self._restart(), name="cti-db-restart")
