@@ -37,7 +37,8 @@ def setup(_app: web.Application, ctx: AppContext) -> None:
     async def request_owner(number: str) -> int | None:
         return await customer_view.customer_of_request(db, number)
 
-    # Given the engine to read with: the pop's 360 is built on the CTI database thread.
+    # Given the engine to read with: the pop's 360 is built in the CTI database worker
+    # process, so open_requests must stay a module-level function (it is pickled by name).
     ctx.providers.update(
         status_for=status_for,
         request_owner=request_owner,

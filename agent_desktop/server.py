@@ -142,9 +142,9 @@ async def freeze_startup_heap(_app: web.Application) -> None:
 
 def use_serving_switch_interval() -> None:
     """How long a thread that wants the GIL waits at most (the default is 5 ms). `serve`
-    runs threads beside its loop: the CTI database thread (cti/db_thread.py), whose work
-    must not hold up a pop, and the recording ingest's lanes (recordings/examine.py), which
-    need the GIL back between hashing files. Benches of those paths call this too."""
+    runs threads beside its loop, such as the recording ingest's lanes (recordings/examine.py),
+    which need the GIL back between hashing files, while the loop must get it back quickly
+    for a pop. Benches of those paths call this too."""
     sys.setswitchinterval(SWITCH_INTERVAL)
 
 

@@ -1,17 +1,17 @@
-"""CPU per call on the CTI database thread: the call log, the pop rows and the 360 build.
+"""CPU per call of the CTI database worker: the call log, the pop rows and the 360 build.
 
     .venv/bin/python bench/cti_db_cpu.py [--calls 500] [--repeat 3] [--batch-ms 20]
 
-That thread shares the GIL with the serving loop that sends pops (cti/db_thread.py), so
-every millisecond of CPU it spends per call is time a ring may wait. This drives the real
+That worker is a process of its own (cti/db_worker.py), but on a 2-core machine its CPU is
+CPU the serving process that sends pops may need. This drives the real
 writers (CallLogWriter, PopWriter, Pop360Builder) on one fresh event loop in one thread,
 against a throw-away SQLite database with seeded customers, with the domain events the
 tracker produces for a queue call. Calls arrive `--rate` per second; the events that fall in
 one `--batch-ms` window are queued together and drained, as the writers batch whatever is
 queued. Each part is timed on its own. Prints figures only.
 
-`thread` is CPU of the calling thread (what competes with the serving loop for the GIL);
-`process` adds aiosqlite's driver thread, which runs the SQL mostly outside the GIL.
+`thread` is CPU of the worker's own loop thread; `process` adds aiosqlite's driver thread,
+which runs the SQL.
 """
 
 from __future__ import annotations

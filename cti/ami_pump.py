@@ -7,8 +7,8 @@ event of that server, so handlers should hand long work off (bus, task) and retu
 
 An event that arrives while the pump is idle is handled at once, inside the reader's own
 callback, rather than queued for the consumer task: a queue hop is one more turn of the event
-loop, and each turn gives the GIL up to whatever thread is busy (the CTI database thread), so
-under load it cost a screen pop more than all of its own logic. Order is kept: while one
+loop, and each turn gives the GIL up to whatever thread is busy (then, the CTI database
+thread), so under load it cost a screen pop more than all of its own logic. Order is kept: while one
 event's handler is still suspended, or anything is queued, new events queue behind it.
 """
 

@@ -5,7 +5,7 @@ disk delays the log, never a screen pop. Every write is idempotent (keyed by ser
 Linkedid), so a replayed or duplicated event cannot create a second row.
 
 The writes are Core statements (cti/call_log_sql.py), not ORM objects: this runs on the CTI
-database thread, which shares the GIL with the loop that sends pops.
+database worker (cti/db_worker.py), and its CPU is CPU the serving process may need.
 """
 
 from __future__ import annotations

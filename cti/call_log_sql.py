@@ -1,7 +1,7 @@
 """The call log's statements on the `calls` table, built once as Core with bind parameters.
 
-Core, not ORM objects: the call log runs on the CTI database thread, which shares the GIL
-with the loop that sends pops, and the ORM's unit of work (identity map, attribute history,
+Core, not ORM objects: the call log's CPU competes with the serving process that sends pops
+(it runs in the CTI database worker, cti/db_worker.py), and the ORM's unit of work (identity map, attribute history,
 flush) cost several times the SQL it sent. Parameters are prefixed (`k_` for the call's key,
 `v_` for values) so they never collide with the column names an UPDATE sets.
 """

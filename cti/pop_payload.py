@@ -1,7 +1,7 @@
 """The payload of a screen pop: the caller's customer 360, or the candidates, or nobody.
 
-Built when the call enters, seconds before any agent rings, on the CTI database thread
-(see cti/db_thread.py) with that thread's engine and number lookup.
+Built when the call enters, seconds before any agent rings, in the CTI database worker
+(cti/db_worker.py) with that process's engine and number lookup.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Stores screen pops and their receipts, in the order they happened.
 
-It runs on the CTI database thread (cti/db_thread.py): what it is handed is plain data,
-copied when the pop changed, so nothing here reads a `Pop` the serving loop is changing.
+It runs in the CTI database worker process (cti/db_worker.py): what it is handed is plain
+data, copied when the pop changed and sent across, so nothing here reads a live `Pop`.
 
-Core statements, each sent once per batch with all its rows (executemany), because this
-thread shares the GIL with the loop that sends pops. The pop's `payload` arrives as JSON
+Core statements, each sent once per batch with all its rows (executemany): CPU here is CPU
+the serving process may need on a 2-core machine. The pop's `payload` arrives as JSON
 text already (the 360 in it was encoded once per call, when it was built) and is stored as
 that text rather than decoded and encoded again.
 """

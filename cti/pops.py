@@ -136,11 +136,11 @@ class PopService:
     ) -> None:
         self.directory = directory
         self.sink = sink
-        # Builds a caller's 360 (the bridge runs it on the CTI database thread).
+        # Builds a caller's 360 (the bridge asks the CTI database worker process).
         self.build = build
         self.calls: dict[tuple[str, str], CallContext] = {}
         self.by_user: dict[int, dict[str, Pop]] = {}
-        # Where pop rows go (the bridge hands them to the CTI database thread).
+        # Where pop rows go (the bridge sends them to the CTI database worker process).
         self.store: Callable[[str, dict[str, Any]], None] = store or (lambda _kind, _data: None)
         self._background: set[asyncio.Task[None]] = set()
         # Every 360 being built: each holds a pooled connection and the lookup while it runs,
