@@ -1,9 +1,10 @@
 """The call log's statements on the `calls` table, built once as Core with bind parameters.
 
 Core, not ORM objects: the call log's CPU competes with the serving process that sends pops
-(it runs in the CTI database worker, cti/db_worker.py), and the ORM's unit of work (identity map, attribute history,
-flush) cost several times the SQL it sent. Parameters are prefixed (`k_` for the call's key,
-`v_` for values) so they never collide with the column names an UPDATE sets.
+(it runs in the CTI database worker, cti/db_worker.py), and the ORM's unit of work (identity
+map, attribute history, flush) cost several times the SQL it sent. Parameters are prefixed
+(`k_` for the call's key, `v_` for values) so they never collide with the column names an
+UPDATE sets.
 """
 
 from __future__ import annotations
