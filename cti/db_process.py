@@ -85,19 +85,24 @@ class DbProcess:
         finally:
             theirs.close()
         self._process = process
-        reader, self._writer = await asyncio.open_unix_connection(sock=ours)
+        # Not self._writer until the worker is ready: until then, new work joins the buffer,
+        # behind what was sent while no worker ran, so the order holds.
+        reader, writer = await asyncio.open_unix_connection(sock=ours)
         try:
             async with asyncio.timeout(START_TIMEOUT):
                 first = await read_message(reader)
-        except (TimeoutError, ChannelClosed) as exc:
+            if first[0] != "ready":
+                raise WorkerFailed(f"the CTI database worker did not start: {first[-1]}")
+        except (TimeoutError, ChannelClosed, WorkerFailed) as exc:
+            writer.close()
             await self._end_process()
+            if isinstance(exc, WorkerFailed):
+                raise
             raise WorkerFailed(f"the CTI database worker did not start: {exc}") from None
-        if first[0] != "ready":
-            await self._end_process()
-            raise WorkerFailed(f"the CTI database worker did not start: {first[-1]}")
-        self._reader_task = asyncio.create_task(self._read(reader), name="cti-db-results")
         while self._buffered:  # what was sent while a dead worker was being replaced
-            self._writer.write(self._buffered.popleft())
+            writer.write(self._buffered.popleft())
+        self._writer = writer
+        self._reader_task = asyncio.create_task(self._read(reader), name="cti-db-results")
 
     def send(self, kind: str, *args: object) -> None:
         """Fire and forget, in order with everything else sent; written within SEND_EVERY."""
