@@ -99,9 +99,7 @@ def build_runtime(app: web.Application, ctx: AppContext) -> RecordingsRuntime:
     runtime = RecordingsRuntime(
         ctx=ctx,
         storage=storage,
-        ingest=RecordingIngest(
-            ctx.db, storage, parallel=ctx.settings.recordings_ingest_workers
-        ),
+        ingest=RecordingIngest(ctx.db, storage, parallel=ctx.settings.recordings_ingest_workers),
         pauses=RecordingPauses(
             ctx.db, ami_action, notify, settings.recordings_pause_auto_resume_seconds
         ),

@@ -75,7 +75,8 @@ def features() -> list[Feature]:
         pages_tickets.setup,
         ivr_wiring.setup,
         cti_feature.setup,
-        desktop_api.setup, wallboard_feature.setup,  # after cti_feature: they use its bridge
+        desktop_api.setup,
+        wallboard_feature.setup,  # after cti_feature: they use its bridge
     ]
 
 

@@ -110,7 +110,8 @@ class WebSocketHub:
         stopped reading, and must not hold up the fan-out to everyone else."""
         self.connections.get(conn.user_id, set()).discard(conn)
         task = asyncio.create_task(
-            conn.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow"))
+            conn.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow")
+        )
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
@@ -155,7 +156,7 @@ class WebSocketHub:
             return error("bad_json", "messages are JSON objects")
         if not isinstance(message, dict) or message.get("v") != PROTOCOL_VERSION:
             conn.bad_messages += 1
-            return error("bad_version", f"send objects with \"v\": {PROTOCOL_VERSION}")
+            return error("bad_version", f'send objects with "v": {PROTOCOL_VERSION}')
         handler = self.handlers.get(str(message.get("type")))
         if handler is None:
             conn.bad_messages += 1

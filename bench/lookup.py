@@ -130,8 +130,10 @@ async def run_backend(backend: str, customers: int, samples: int, workdir: Path)
     bar = Progress(f"seeding ({backend})", customers)
     result = await seed_customers(db, customers, seed=1, on_progress=bar.update)
     bar.finish()
-    print(f"seeded {result.customers:,} customers, {result.contacts:,} contacts, "
-          f"{result.phones:,} phones, {result.vehicles:,} vehicles in {result.seconds:.1f} s")
+    print(
+        f"seeded {result.customers:,} customers, {result.contacts:,} contacts, "
+        f"{result.phones:,} phones, {result.vehicles:,} vehicles in {result.seconds:.1f} s"
+    )
     if backend == "sqlite":
         async with db.engine.begin() as conn:
             await conn.execute(text("ANALYZE"))
@@ -148,6 +150,7 @@ async def run_backend(backend: str, customers: int, samples: int, workdir: Path)
     unknown = [f"+86139{rng.randint(0, 99_999_999):08d}" for _ in range(samples)]
 
     finder = await NumberLookup(settings).open()
+
     def each(fn: Callable[[Any], Awaitable[Any]], items: list[Any]) -> list[Callable[[], Any]]:
         return [lambda item=item: fn(item) for item in items if item]
 
@@ -170,8 +173,10 @@ async def run_backend(backend: str, customers: int, samples: int, workdir: Path)
         p50, p99 = percentiles(values)
         print(f"{label:<36} {p50:8.3f} {p99:8.3f}")
     service, bare = percentiles(rows[0][1]), percentiles(rows[1][1])
-    print(f"overhead of our code over bare SQL: p50 {service[0] / bare[0]:.2f}x, "
-          f"p99 {service[1] / bare[1]:.2f}x")
+    print(
+        f"overhead of our code over bare SQL: p50 {service[0] / bare[0]:.2f}x, "
+        f"p99 {service[1] / bare[1]:.2f}x"
+    )
     await finder.close()
     await db.close()
 

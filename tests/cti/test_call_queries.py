@@ -32,9 +32,14 @@ async def people(db: Database) -> dict[str, int]:
 async def add_call(db: Database, n: int, **values: Any) -> int:
     now = datetime.now(UTC)
     fields: dict[str, Any] = {
-        "server": "pbx", "linkedid": f"L{n}", "direction": "inbound", "number": "13900000000",
-        "number_e164": "+8613900000000", "status": "ended",
-        "entered_at": now - timedelta(minutes=5), **values,
+        "server": "pbx",
+        "linkedid": f"L{n}",
+        "direction": "inbound",
+        "number": "13900000000",
+        "number_e164": "+8613900000000",
+        "status": "ended",
+        "entered_at": now - timedelta(minutes=5),
+        **values,
     }
     row = Call(**fields)
     async with db.transaction() as session:
