@@ -79,7 +79,7 @@ class EventPump:
         return not in_progress and self._queue.empty()
 
     def put(self, item: AmiEvent | ResyncSlot) -> None:
-        if isinstance(item, AmiEvent) and self._can_run_inline():
+        if isinstance(item, AmiEvent) and self._take_inline_turn():
             self._run_inline(item)
             return
         self._queue.put_nowait(item)
@@ -100,7 +100,8 @@ class EventPump:
                 with contextlib.suppress(asyncio.CancelledError):
                     await running
 
-    def _can_run_inline(self) -> bool:
+    def _take_inline_turn(self) -> bool:
+        """Whether `put` may handle an event inline now; uses one of this turn's slots."""
         if self._task is None or not self.idle:
             return False
         if self._eager_left == EAGER_PER_TURN:  # the first this turn: refill on the next

@@ -167,9 +167,14 @@ class DbProcess:
     async def _read(self, reader: asyncio.StreamReader) -> None:
         try:
             while True:
-                self._on_message(await read_message(reader))
-        except ChannelClosed:
-            pass
+                message = await read_message(reader)
+                try:
+                    self._on_message(message)
+                except Exception:  # a malformed answer is the worker's bug: log, go on
+                    log.exception("CTI database worker sent %r", message[:2])
+        except ChannelClosed as exc:
+            if not self._stopping:
+                log.warning("CTI database worker channel closed: %s", exc)
         writer, self._writer = self._writer, None
         if writer is not None:
             writer.close()

@@ -136,7 +136,10 @@ async def _serve(settings: Settings, sock: socket.socket, open_requests: Extra |
                 writer.write(encode(("result", message[1], True, None)))
                 await writer.drain()
                 return
-            _handle(writers, writer, message, calls)
+            try:
+                _handle(writers, writer, message, calls)
+            except Exception:  # one malformed message must not end the worker
+                log.exception("bad message %r", message[:2])
     except ChannelClosed:
         log.warning("the serving process went away; closing")
         await writers.close()

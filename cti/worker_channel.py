@@ -30,10 +30,14 @@ async def read_message(reader: asyncio.StreamReader) -> tuple[Any, ...]:
         (length,) = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))
         if length > MAX_MESSAGE:
             raise ChannelClosed(f"message of {length} bytes: the channel is out of step")
-        # Our own worker on a socket pair nothing else can reach (see the module docstring).
-        message = pickle.loads(await reader.readexactly(length))  # noqa: S301
+        body = await reader.readexactly(length)
     except (asyncio.IncompleteReadError, ConnectionError) as exc:
         raise ChannelClosed(str(exc) or type(exc).__name__) from None
+    try:
+        # Our own worker on a socket pair nothing else can reach (see the module docstring).
+        message = pickle.loads(body)  # noqa: S301
+    except Exception as exc:  # a torn or foreign frame: nothing after it can be trusted
+        raise ChannelClosed(f"undecodable message: {type(exc).__name__}: {exc}") from None
     if not isinstance(message, tuple) or not message:
         raise ChannelClosed(f"not a message: {type(message).__name__}")
     return message

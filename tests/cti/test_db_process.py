@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import os
 import signal
+import struct
 import time
 from collections.abc import Callable
 
@@ -20,6 +21,7 @@ from crm_core.settings import Settings
 from cti.call_events import CallStarted, Direction
 from cti.db_process import DbProcess, WorkerFailed
 from cti.models import Call
+from cti.worker_channel import ChannelClosed, encode, read_message
 
 
 def started(linkedid: str, caller: str = "13905581234") -> CallStarted:
@@ -96,3 +98,21 @@ async def test_a_worker_that_cannot_open_its_database_says_why(settings: Setting
     with pytest.raises(WorkerFailed, match="did not start"):
         await worker.start()
     assert worker.pid is None
+
+
+async def test_a_torn_or_foreign_message_closes_the_channel_instead_of_crashing() -> None:
+    for wire in (
+        struct.pack("!I", 5) + b"\x80\x05junk",  # not a pickle
+        struct.pack("!I", 2) + b"ab",  # not a pickle either
+        struct.pack("!I", 1 << 30),  # a length no message has
+        struct.pack("!I", 100) + b"short",  # cut off
+        encode(("ready",))[:3],  # a header cut in half
+    ):
+        reader = asyncio.StreamReader()
+        reader.feed_data(wire)
+        reader.feed_eof()
+        with pytest.raises(ChannelClosed):
+            await read_message(reader)
+    reader = asyncio.StreamReader()
+    reader.feed_data(encode(("result", 1, True, {"match": "unknown"})))
+    assert await read_message(reader) == ("result", 1, True, {"match": "unknown"})
