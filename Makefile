@@ -8,7 +8,7 @@ DEMO_CUSTOMERS ?= 2000
 
 .PHONY: run test lint test-sqlite test-postgres install system-packages
 
-$(STAMP): pyproject.toml scripts/system-packages.sh
+$(STAMP): pyproject.toml setup.py scripts/system-packages.sh recordings/_pcm.c
 	bash scripts/system-packages.sh
 	test -x $(BIN)/python || python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'

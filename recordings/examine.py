@@ -125,7 +125,7 @@ class FileExaminer:
             if read is None or not self._settled(read[0]):
                 return None
             header, data = read
-            return meta.source, _measure(header, lambda: facts_of_bytes(data, header, scratch))
+            return meta.source, _measure(header, lambda: facts_of_bytes(data, header))
         except Exception:  # tried again after the claim, where a failure is reported
             return None
 
