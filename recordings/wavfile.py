@@ -20,7 +20,12 @@ import wave
 from dataclasses import dataclass
 from pathlib import Path
 
-from recordings import _pcm
+try:
+    from recordings import _pcm
+except ImportError as exc:  # a checkout that was never installed, or was `git clean`ed
+    raise ImportError(
+        f"recordings._pcm (recordings/_pcm.c) is not built: run `make install` ({exc})"
+    ) from exc
 
 PEAK_BUCKETS = 600
 READ_ONCE_BYTES = 64 << 20

@@ -12,7 +12,12 @@ PACKAGES=(
   chromium fonts-wqy-microhei  # headless browser tests; CJK glyphs
   postgresql-client     # pg_dump / pg_restore for online backup
   procps iproute2       # pgrep, ss: process and port checks
+  gcc libc6-dev         # builds recordings/_pcm.c (make install)
 )
+# ... and the headers of the Python the venv is made from (a pyenv Python has its own).
+if ! python3 -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'; then
+  PACKAGES+=(python3-dev)
+fi
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
