@@ -1,5 +1,7 @@
-"""The aiohttp web edge. For now: a health endpoint and a landing page; the desktop issue adds
-login, the agent desktop and the wallboard here.
+"""The composition root: builds the application context, sets up every feature in order,
+and runs the server (`hotline serve`). Features live in their own packages (auth/, calls/,
+customers/, tickets/, recordings/, wallboard/, sms/) and never import each other; see
+docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -9,74 +11,38 @@ import gc
 import logging
 import sys
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 from aiohttp import web
 from sqlalchemy import text
 
+from agent_desktop import auth, calls, customers, recordings, sms, tickets, wallboard
+from agent_desktop.common import pages
+from agent_desktop.context import CONTEXT_KEY, DB_KEY, AppContext, Feature
 from crm_core.db import Database
 from crm_core.errors import HotlineError
 from crm_core.events import EventBus
 from crm_core.settings import Settings
 
 log = logging.getLogger(__name__)
-DB_KEY = web.AppKey("db", Database)
 SWITCH_INTERVAL = 0.0002  # seconds; see serve()
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-@dataclass
-class AppContext:
-    """What every feature gets at start-up: the settings, the database and the event bus."""
-
-    settings: Settings
-    db: Database
-    bus: EventBus = field(default_factory=EventBus)
-    # What CTI asks other packages without importing them (see ivr_wiring.py):
-    # status_for, request_owner (the IVR), open_requests (the pop).
-    providers: dict[str, Any] = field(default_factory=dict)
-
-
-CONTEXT_KEY = web.AppKey("context", AppContext)
-# A feature adds its routes, middlewares and background workers (app.cleanup_ctx) to the app.
-Feature = Callable[[web.Application, AppContext], None]
-
-
 def features() -> list[Feature]:
-    """Every feature of the product, in the order they are set up. The one wiring point."""
-    # Imported here: the features import this module (AppContext, CONTEXT_KEY).
-    from agent_desktop import (
-        auth,
-        cti_feature,
-        desktop_api,
-        ivr_wiring,
-        pages,
-        pages_auth,
-        pages_customers,
-        pages_desktop,
-        pages_tickets,
-        recordings_api,
-        sms_webhook,
-        ticketing_api,
-        wallboard_feature,
-    )
+    """Every feature of the product, in the order they are set up. The one wiring point.
 
-    # pages before auth: its HTML error pages wrap the authentication checks.
+    The order is the top navigation's order (each feature adds its links as it is set up).
+    The page framework comes first: its HTML error pages wrap the authentication checks.
+    The wallboard comes after calls: it reads the CTI bridge calls puts on the app."""
     return [
         pages.setup,
+        recordings.setup,
+        calls.setup,
+        customers.setup,
         auth.setup,
-        recordings_api.setup,
-        pages_desktop.setup,
-        pages_customers.setup,
-        pages_auth.setup,
-        sms_webhook.setup,
-        ticketing_api.setup,
-        pages_tickets.setup,
-        ivr_wiring.setup,
-        cti_feature.setup,
-        desktop_api.setup,
-        wallboard_feature.setup,  # after cti_feature: they use its bridge
+        sms.setup,
+        tickets.setup,
+        wallboard.setup,
     ]
 
 

@@ -1,6 +1,6 @@
 """Wallboard fan-out: 1,000 WebSocket clients on one server process, 1% of them not reading.
 
-The server (a child process) runs the real WallboardHub of agent_desktop/wallboard_feature.py
+The server (a child process) runs the real WallboardHub of agent_desktop/wallboard/live.py
 (bounded outbox per socket, abort on overflow, aiohttp heartbeat) and pushes a realistic
 snapshot (2 queues, 60 agents, ~8 KB) once a second. The clients (this process, one asyncio
 loop) record when each update arrives; the snapshot carries its send time, so the delay of
@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aiohttp import ClientSession, TCPConnector, WSMsgType, web
 
-from agent_desktop.wallboard_feature import WallboardHub
+from agent_desktop.wallboard.live import WallboardHub
 from crm_core.db import Database
 
 AT = re.compile(r'"at": ([0-9.]+)')

@@ -74,7 +74,7 @@ class Settings:
     # caused by failures from elsewhere does not block it.
     known_ip_days: int = 30
     # Comma-separated origins allowed for WebSocket handshakes and unsafe requests; empty means
-    # derived from http_host/http_port (see agent_desktop.auth.allowed_origins).
+    # derived from http_host/http_port (see agent_desktop.auth.api.allowed_origins).
     allowed_origins: str = ""
     # Comma-separated proxy addresses/networks whose X-Forwarded-For is believed.
     trusted_proxies: str = ""

@@ -8,8 +8,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 from desk_world import JSON, World, audit_rows, login_ok
 
-from agent_desktop.access import can_see_customer
-from agent_desktop.sessions import SessionUser
+from agent_desktop.common.access import can_see_customer
+from agent_desktop.common.sessions import SessionUser
 from crm_core.models import Customer
 
 
@@ -139,7 +139,7 @@ def test_scope_rules(
 async def test_sql_scope_agrees_with_the_object_check(world: World) -> None:
     from sqlalchemy import select
 
-    from agent_desktop.access import customer_scope
+    from agent_desktop.common.access import customer_scope
 
     async with world.db.transaction() as session:
         customers = (await session.scalars(select(Customer))).all()

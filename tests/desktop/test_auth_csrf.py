@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from desk_world import JSON, ORIGIN, login_ok
 
-from agent_desktop.csrf import LOGIN_COOKIE
+from agent_desktop.auth.csrf import LOGIN_COOKIE
 
 
 async def test_json_write_without_or_with_a_wrong_token_is_refused(

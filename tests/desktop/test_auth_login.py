@@ -10,8 +10,8 @@ from aiohttp.test_utils import TestClient
 from desk_world import JSON, PASSWORD, World, login, login_ok
 from sqlalchemy import select, update
 
+from agent_desktop.common.sessions import COOKIE
 from agent_desktop.models import LoginLock, LoginRecord, WebSession
-from agent_desktop.sessions import COOKIE
 from crm_core.models import utcnow
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from agent_desktop.auth import is_public, mark_public
+from agent_desktop.common.guards import is_public, mark_public
 
 # The public set of this feature; other features add their own with mark_public.
 EXPECTED_PUBLIC = {"/login", "/api/login", "/healthz", "/lang/{locale}"}

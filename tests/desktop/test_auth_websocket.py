@@ -11,7 +11,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from desk_world import ORIGIN, World, audit_rows, login_ok
 
-from agent_desktop.auth import authenticate_websocket, mark_public
+from agent_desktop.common.guards import authenticate_websocket, mark_public
 from agent_desktop.server import build_app
 from crm_core.db import Database
 

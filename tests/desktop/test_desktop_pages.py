@@ -12,7 +12,7 @@ from desk_world import World, login_ok
 
 import agent_desktop
 from agent_desktop import i18n
-from agent_desktop.pages import LABELS
+from agent_desktop.common.pages import LABELS
 
 HTML = {"Accept": "text/html"}
 TEMPLATES = Path(agent_desktop.__file__).parent / "templates"

@@ -9,7 +9,7 @@ import pytest
 from aiohttp.test_utils import TestClient, make_mocked_request
 from desk_world import JSON, World, audit_rows, login, login_ok
 
-from agent_desktop.ipaccess import allowed_origins, client_ip, ip_allowed
+from agent_desktop.common.ipaccess import allowed_origins, client_ip, ip_allowed
 from agent_desktop.models import LoginRecord
 from agent_desktop.server import build_app
 from crm_core.db import Database

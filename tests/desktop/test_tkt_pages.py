@@ -12,8 +12,8 @@ from aiohttp.test_utils import TestClient
 from desk_world import World, login_ok
 
 from agent_desktop import i18n
-from agent_desktop.pages_tickets_labels import all_msgids
-from agent_desktop.sms_webhook import ticketing_for
+from agent_desktop.common.labels import all_msgids
+from agent_desktop.services import ticketing_for
 from ticketing.context import TicketingContext
 from ticketing.field import set_mobile
 from ticketing.models import ServiceRequest
@@ -191,7 +191,7 @@ def test_every_ticketing_string_has_a_chinese_translation() -> None:
 
     templates = Path(agent_desktop.__file__).parent / "templates"
     sources = [*templates.glob("tickets*.html"), templates / "reports.html"]
-    sources.append(Path(agent_desktop.__file__).parent / "pages_tickets_reports.py")
+    sources.append(Path(agent_desktop.__file__).parent / "tickets" / "reports.py")
     wanted = all_msgids() | NAV | {"Hours to dispatch", "Hours to complete"}
     for path in sources:
         text = path.read_text(encoding="utf-8")

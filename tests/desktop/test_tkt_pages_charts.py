@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent_desktop.charts import Series, _nice_max, bar_chart, line_chart
+from agent_desktop.common.charts import Series, _nice_max, bar_chart, line_chart
 
 
 def test_axis_tops_are_round() -> None:

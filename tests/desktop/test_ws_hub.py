@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient
 
-from agent_desktop.ws_hub import DIRECT_MAX, Connection, WebSocketHub
+from agent_desktop.common.ws_hub import DIRECT_MAX, Connection, WebSocketHub
 
 
 class Hub(WebSocketHub):

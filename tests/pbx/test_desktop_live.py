@@ -23,7 +23,7 @@ import pytest
 from live_server import LiveServer, live_server
 from pbx_harness import CALLER_MOBILE, PbxUnderTest, Sipp, settings_env, start_phone
 
-from agent_desktop.cli_demo import CARRIER_SCENARIO
+from agent_desktop.cli.demo import CARRIER_SCENARIO
 from crm_core import migrate
 from crm_core.customers import CustomerService
 from crm_core.db import Database

@@ -15,8 +15,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, FakeTwilio
 
-from agent_desktop import sms_webhook
-from agent_desktop.server import CONTEXT_KEY, AppContext, error_middleware
+from agent_desktop import services
+from agent_desktop.context import CONTEXT_KEY, AppContext
+from agent_desktop.server import error_middleware
+from agent_desktop.sms import webhook as sms_webhook
 from crm_core.db import Database
 from crm_core.events import EventBus
 
@@ -39,8 +41,8 @@ class Edge:
     bus: EventBus
 
     @property
-    def services(self) -> sms_webhook.Ticketing:
-        return self.app[sms_webhook.TICKETING_KEY]
+    def services(self) -> services.Ticketing:
+        return self.app[services.TICKETING_KEY]
 
 
 @asynccontextmanager

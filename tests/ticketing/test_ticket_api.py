@@ -10,8 +10,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from ticket_world import World, make_world
 
-from agent_desktop import auth, sms_webhook, ticketing_api
-from agent_desktop.server import CONTEXT_KEY, DB_KEY, AppContext, error_middleware
+from agent_desktop.auth import api as auth
+from agent_desktop.context import CONTEXT_KEY, DB_KEY, AppContext
+from agent_desktop.server import error_middleware
+from agent_desktop.sms import webhook as sms_webhook
+from agent_desktop.tickets import api as ticketing_api
 from crm_core.db import Database
 from crm_core.phones import mask
 

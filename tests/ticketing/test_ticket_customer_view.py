@@ -1,13 +1,13 @@
 """What the pop and the IVR learn about a customer's requests (ticketing.customer_view and
-its wiring in agent_desktop.ivr_wiring)."""
+its wiring in agent_desktop.calls.ivr)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 from ticket_world import make_world
 
-from agent_desktop.ivr_wiring import setup as wire_ivr
-from agent_desktop.server import AppContext
+from agent_desktop.calls.ivr import setup as wire_ivr
+from agent_desktop.context import AppContext
 from asterisk_conf.prompts import PROMPTS
 from crm_core.db import Database
 from ticketing import customer_view
