@@ -91,5 +91,13 @@ class AgentStates:
     def for_interface(self, interface: str) -> list[MemberState]:
         return [m for (_, _, i), m in self.members.items() if i == interface]
 
+    def can_take_direct_call(self, interface: str) -> bool:
+        """Should the dialplan ring this agent directly (sticky agent)? Only when logged in to
+        some queue, not paused and not on another call; anything else goes to the queue."""
+        return any(
+            not m.paused and m.device in ("available", "unknown")
+            for m in self.for_interface(interface)
+        )
+
     def all(self) -> list[MemberState]:
         return sorted(self.members.values(), key=lambda m: (m.queue, m.member_name))

@@ -8,7 +8,8 @@ call as for an unknown caller. Channel variables we set (the dialplan contract, 
 - ``HOTLINE_CUSTOMER_ID``: the customer's id when exactly one customer matched, else empty;
 - ``HOTLINE_CANDIDATES``: how many customers the caller number belongs to (lookup only);
 - ``HOTLINE_VIP`` 1/0, ``HOTLINE_QUEUE`` ``vip`` for VIPs (else empty), ``HOTLINE_STICKY`` the
-  owning agent's phone interface (else empty), ``HOTLINE_BLOCKED`` 1/0 (a blocked customer
+  owning agent's phone interface when that agent can take a call now (logged in, not paused,
+  not on a call; else empty), ``HOTLINE_BLOCKED`` 1/0 (a blocked customer
   gets no VIP or sticky routing). These four and the name are set only for one known customer.
 - ``HOTLINE_KEY``: what identified the caller on the keypad, ``vin:123456`` or ``sr:<number>``.
 """
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 StatusFor = Callable[[int], Awaitable[str | None]]
 RequestOwner = Callable[[str], Awaitable[int | None]]
+AgentAvailable = Callable[[str], bool]  # interface -> may the dialplan ring it directly
 
 CRM_BUDGET = 0.3
 NAME_MAX = 40
@@ -83,8 +85,12 @@ class IvrHandlers:
         request_owner: RequestOwner | None = None,
         prompt_texts: Mapping[str, str] | None = None,
         budget: float = CRM_BUDGET,
+        agent_available: AgentAvailable | None = None,
     ) -> None:
         self.directory = directory
+        # Without it (no AMI link to know agent states) every owner is tried; with it, an
+        # owner who is logged out, paused or busy is skipped and the call goes to the queue.
+        self.agent_available = agent_available
         self.bus = bus
         self.status_for = status_for
         self.request_owner = request_owner
@@ -138,7 +144,11 @@ class IvrHandlers:
         # Always set, so identifying as another customer than the lookup found leaves
         # nothing of the first one's routing behind.
         await session.set_variable("HOTLINE_QUEUE", "vip" if profile.vip else "")
-        sticky = "" if profile.blocked else (profile.owner_interface or "")
+        owner = "" if profile.blocked else (profile.owner_interface or "")
+        if owner and self.agent_available is not None and not self.agent_available(owner):
+            log.info("sticky agent %s cannot take the call now: queue", owner)
+            owner = ""
+        sticky = owner
         await session.set_variable("HOTLINE_STICKY", sticky)
 
     # ---- lookup: who is calling, from the caller number
@@ -261,6 +271,7 @@ def build_agi_server(
     finder: NumberFinder | None = None,
     budget: float = CRM_BUDGET,
     port: int | None = None,
+    agent_available: AgentAvailable | None = None,
 ) -> FastAgiServer:
     """The FastAGI server with every IVR handler, listening on settings.fastagi_host/port.
 
@@ -279,6 +290,7 @@ def build_agi_server(
         request_owner=request_owner,
         prompt_texts=prompt_texts,
         budget=budget,
+        agent_available=agent_available,
     )
 
     async def on_start() -> None:

@@ -79,6 +79,7 @@ class Ring:
     member_name: str
     queue: str | None
     state: RingState = RingState.RINGING
+    direct: bool = False  # dialled by the dialplan's Dial (sticky agent), not by a queue
 
 
 @dataclass
@@ -223,22 +224,50 @@ class CallTracker:
             call.request_id = action_id.removeprefix("originate:")
 
     def _dial_begin(self, server: str, h: Mapping[str, str]) -> None:
-        """Outbound: the customer's number is known once the outbound context dials it."""
         call = self._live(server, h)
-        if call is None or call.direction is not Direction.OUTBOUND or call.caller:
+        if call is None:
+            return
+        if call.direction is Direction.OUTBOUND:
+            self._outbound_number(call, h)
+        elif call.state is CallState.IN_IVR and h.get("Uniqueid") == call.linkedid:
+            self._direct_ring(call, h)
+
+    def _outbound_number(self, call: TrackedCall, h: Mapping[str, str]) -> None:
+        """Outbound: the customer's number is known once the outbound context dials it."""
+        if call.caller:
             return
         if h.get("Context", "").startswith(OUTBOUND_CONTEXT) and h.get("Exten"):
             call.caller = h["Exten"]
             call.started_at = min(call.started_at, _ts(h))
             self._started(call)
 
+    def _direct_ring(self, call: TrackedCall, h: Mapping[str, str]) -> None:
+        """The dialplan dials the customer's own agent before the queue (sticky agent).
+
+        No queue is involved, so no AgentCalled comes: the caller leg's DialBegin is the ring.
+        Only before the call joins a queue (IN_IVR): a queue's own DialBegin follows its
+        AgentCalled, by which time the call is QUEUED."""
+        ring_id = h.get("DestUniqueid", "")
+        interface = h.get("DestChannel", "").rsplit("-", 1)[0]
+        if not ring_id or not interface or ring_id in call.rings:
+            return
+        call.rings[ring_id] = Ring(ring_id, interface, "", None, direct=True)
+        call.move(CallState.RINGING)
+        at = _ts(h)
+        self.emit(
+            AgentRinging(call.server, call.linkedid, ring_id, interface, "", None, call.caller, at)
+        )
+
     def _queue_join(self, server: str, h: Mapping[str, str]) -> None:
         call = self._live(server, h)
-        if call is None or call.state not in (CallState.IN_IVR,):
+        # QUEUED without queued_at: the sticky agent did not answer and the ring was withdrawn.
+        first_join = call is not None and call.queued_at is None
+        if call is None or not first_join or call.state not in (CallState.IN_IVR, CallState.QUEUED):
             return
         call.queue = h.get("Queue") or call.queue
         call.queued_at = _ts(h)
-        call.move(CallState.QUEUED)
+        if call.state is CallState.IN_IVR:
+            call.move(CallState.QUEUED)
         self.emit(CallQueued(server, call.linkedid, call.queue or "", _ts(h)))
 
     def _agent_called(self, server: str, h: Mapping[str, str]) -> None:
@@ -285,7 +314,9 @@ class CallTracker:
             return
         status = h.get("DialStatus", "")
         if status == "ANSWER":
-            return  # AgentConnect is the answer; it names the queue member
+            if ring.direct:  # no queue, so no AgentConnect: this is the answer
+                self._answer(call, ring.ring_id, ring.interface, "", None, _ts(h))
+            return  # a queue's AgentConnect is the answer; it names the queue member
         reason = (
             "answered-elsewhere"
             if call.state is CallState.CONNECTED
@@ -320,25 +351,37 @@ class CallTracker:
 
     def _agent_connect(self, server: str, h: Mapping[str, str]) -> None:
         call = self._live(server, h)
-        if call is None or call.answered_by is not None:
+        if call is None:
             return
-        ring_id, at = h.get("DestUniqueid", ""), _ts(h)
+        self._answer(
+            call,
+            h.get("DestUniqueid", ""),
+            h.get("Interface", ""),
+            h.get("MemberName", ""),
+            h.get("Queue") or call.queue,
+            _ts(h),
+        )
+
+    def _answer(
+        self,
+        call: TrackedCall,
+        ring_id: str,
+        interface: str,
+        member_name: str,
+        queue: str | None,
+        at: float,
+    ) -> None:
+        if call.answered_by is not None:
+            return
         ring = call.rings.get(ring_id)
         if ring is not None:
             ring.state = RingState.ANSWERED
-        call.answered_by = h.get("Interface", "")
+        call.answered_by = interface
         call.move(CallState.CONNECTED)
-        self.emit(
-            CallAnswered(
-                server,
-                call.linkedid,
-                ring_id or None,
-                call.answered_by,
-                h.get("MemberName", ""),
-                h.get("Queue") or call.queue,
-                at,
-            )
+        call_answered = CallAnswered(
+            call.server, call.linkedid, ring_id or None, interface, member_name, queue, at
         )
+        self.emit(call_answered)
         for other in call.active_rings():
             self._withdraw(call, other, "answered-elsewhere", at)
 

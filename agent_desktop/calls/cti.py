@@ -194,6 +194,7 @@ def setup(app: web.Application, ctx: AppContext) -> None:
         ctx.providers.get("status_for"),
         request_owner=ctx.providers.get("request_owner"),
         prompt_texts=PROMPTS,
+        agent_available=bridge.agents.can_take_direct_call,
     )
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:

@@ -92,6 +92,33 @@ def test_blind_transfer() -> None:
     assert of(CallEnded, emitted)[0].outcome is Outcome.TRANSFERRED
 
 
+def test_sticky_agent_dial_is_a_ring_and_its_answer_the_answer() -> None:
+    """The dialplan's Dial to the owner raises no AgentCalled or AgentConnect."""
+    tracker, emitted = replay(load("sticky_owner_answers"))
+    (call,) = tracker.calls.values()
+    assert call.state is CallState.ENDED and call.outcome is Outcome.ANSWERED
+    (ring,) = of(AgentRinging, emitted)
+    assert (ring.interface, ring.queue) == ("PJSIP/1002", None)
+    (answered,) = of(CallAnswered, emitted)
+    assert (answered.ring_id, answered.interface) == (ring.ring_id, "PJSIP/1002")
+    assert call.answered_by == "PJSIP/1002" and of(RingWithdrawn, emitted) == []
+
+
+def test_sticky_agent_rings_out_and_the_queue_answers() -> None:
+    tracker, emitted = replay(load("sticky_owner_no_answer_then_queue"))
+    (call,) = tracker.calls.values()
+    assert call.outcome is Outcome.ANSWERED and call.queue == "hotline"
+    assert call.queued_at is not None
+    sticky, queued = of(AgentRinging, emitted)
+    assert (sticky.interface, sticky.queue) == ("PJSIP/1002", None)
+    assert (queued.interface, queued.queue) == ("PJSIP/1001", "hotline")
+    (withdrawn,) = of(RingWithdrawn, emitted)
+    assert (withdrawn.ring_id, withdrawn.reason) == (sticky.ring_id, "no-answer")
+    (answered,) = of(CallAnswered, emitted)
+    assert answered.interface == "PJSIP/1001" and answered.ring_id == queued.ring_id
+    assert [type(e).__name__ for e in emitted].count("CallQueued") == 1
+
+
 def test_restart_mid_call_leaves_nothing_in_progress() -> None:
     tracker, _ = replay(load("asterisk_restart_mid_call"))
     assert all(c.state is CallState.ENDED for c in tracker.calls.values())

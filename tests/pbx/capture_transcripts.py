@@ -129,6 +129,38 @@ def restart_mid_call(pbx: PbxUnderTest, ami: AmiTap, work: Path, sipps: list[Sip
     time.sleep(2)
 
 
+def sticky_owner_answers(pbx: PbxUnderTest, ami: AmiTap, work: Path, sipps: list[Sipp]) -> None:
+    """The lookup names the customer's own agent (HOTLINE_STICKY): Dial, no queue; answered."""
+    sipps.append(start_phone(pbx, "1001", 1000, work))
+    sipps.append(start_phone(pbx, "1002", 1500, work))
+    s = pbx.settings
+    routing = {"HOTLINE_STICKY": "PJSIP/1002", "HOTLINE_CUSTOMER_ID": "1"}
+    with tiny_fastagi(s.fastagi_host, s.fastagi_port, routing):
+        start = ami.mark()
+        sipps.append(place_call(pbx, work, hold_ms=25000, dtmf="9"))
+        ami.wait_event("DialEnd", start=start, DialStatus="ANSWER")
+        _carrier_gone(ami, start)
+
+
+def sticky_owner_no_answer_then_queue(
+    pbx: PbxUnderTest, ami: AmiTap, work: Path, sipps: list[Sipp]
+) -> None:
+    """The owner's phone rings out (Dial timeout); the call goes on to the queue (1001)."""
+    ami.action("QueuePause", Queue="hotline", Interface="PJSIP/1002", Paused="true")
+    sipps.append(start_phone(pbx, "1001", 1000, work))
+    sipps.append(start_phone(pbx, "1002", None, work))
+    s = pbx.settings
+    routing = {"HOTLINE_STICKY": "PJSIP/1002", "HOTLINE_CUSTOMER_ID": "1"}
+    try:
+        with tiny_fastagi(s.fastagi_host, s.fastagi_port, routing):
+            start = ami.mark()
+            sipps.append(place_call(pbx, work, hold_ms=35000, dtmf="9"))
+            ami.wait_event("AgentConnect", start=start, Interface="PJSIP/1001")
+            _carrier_gone(ami, start)
+    finally:
+        ami.action("QueuePause", Queue="hotline", Interface="PJSIP/1002", Paused="false")
+
+
 SCENARIOS: dict[str, Scenario] = {
     "answered_queue_call": answered_queue_call,
     "ringall_two_agents_one_answers": ringall_one_answers,
@@ -137,6 +169,8 @@ SCENARIOS: dict[str, Scenario] = {
     "click_to_dial_originate": click_to_dial,
     "blind_transfer": blind_transfer,
     "asterisk_restart_mid_call": restart_mid_call,
+    "sticky_owner_answers": sticky_owner_answers,
+    "sticky_owner_no_answer_then_queue": sticky_owner_no_answer_then_queue,
 }
 
 
