@@ -126,6 +126,28 @@ class SurveyAnswered:
     caller: str
 
 
+# --- calls <-> service requests (docs/architecture.md: "A call and its request") ---
+@dataclass(frozen=True)
+class CallLinkRequested:
+    """Someone says a call belongs to a service request: ticketing when a request is opened
+    from a call (its `call_linkedid`), the IVR when the caller keys a request number. cti
+    applies it to the call log and answers with CallLinkedToRequest."""
+
+    request_id: int
+    linkedid: str
+
+
+@dataclass(frozen=True)
+class CallLinkedToRequest:
+    """The call log now says this call belongs to that request (published by cti after the
+    row is written); recordings follows it, so the call's recording belongs there too."""
+
+    call_id: int
+    server: str
+    linkedid: str
+    request_id: int
+
+
 # --- cti call log -> recordings (and anyone indexing finished calls) ---
 @dataclass(frozen=True)
 class CallRecordingFinished:

@@ -19,10 +19,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from crm_core.db import Database
-from crm_core.events import EventBus, SurveyAnswered
+from crm_core.events import CallLinkRequested, EventBus, SurveyAnswered
 from crm_core.lookup import NumberLookup
 from crm_core.settings import Settings
 from cti.agi_directory import CallerProfile, CustomerDirectory, NumberFinder
@@ -33,7 +33,16 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 StatusFor = Callable[[int], Awaitable[str | None]]
-RequestOwner = Callable[[str], Awaitable[int | None]]
+
+
+class KeyedRequest(NamedTuple):
+    """A service request found by the number a caller keyed: whose it is, and which."""
+
+    customer_id: int
+    request_id: int
+
+
+RequestOwner = Callable[[str], Awaitable[KeyedRequest | None]]
 AgentAvailable = Callable[[str], bool]  # interface -> may the dialplan ring it directly
 
 CRM_BUDGET = 0.3
@@ -176,27 +185,41 @@ class IvrHandlers:
                 "identify", self._match_keyed(digits), session.env.uniqueid
             )
             if found is not None:
-                key, profile = found
+                key, profile, request_id = found
                 await session.set_variable("HOTLINE_KEY", key)
                 await self._apply(session, profile)
                 await session.stream_file(PROMPT_IDENTIFY_OK)
+                if request_id is not None:
+                    await self._link_call(session, request_id)
                 return
             log.info("identify: %r matched nobody, uniqueid=%s", digits, session.env.uniqueid)
         await session.stream_file(PROMPT_IDENTIFY_FAILED)
 
-    async def _match_keyed(self, digits: str) -> tuple[str, CallerProfile] | None:
+    async def _link_call(self, session: AgiSession, request_id: int) -> None:
+        """The caller keyed a request number: the call is about that request."""
+        linkedid = (await session.get_variable("CHANNEL(linkedid)")) or session.env.uniqueid
+        self._in_background(self.bus.publish(CallLinkRequested(request_id, linkedid)))
+
+    def _in_background(self, work: Awaitable[None]) -> None:
+        # Subscribers write to the database; the caller does not wait for that.
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _match_keyed(self, digits: str) -> tuple[str, CallerProfile, int | None] | None:
+        """(HOTLINE_KEY, the customer, the request keyed if it was a request number)."""
         if not digits.isdigit():
             return None
         if len(digits) == VIN_TAIL_DIGITS:
             profiles = await self.directory.by_vin_tail(digits)
             if len(profiles) == 1:
-                return f"vin:{digits}", profiles[0]
+                return f"vin:{digits}", profiles[0], None
         if self.request_owner is not None:
-            customer_id = await self.request_owner(digits)
-            if customer_id is not None:
-                profile = await self.directory.by_id(customer_id)
+            keyed = await self.request_owner(digits)
+            if keyed is not None:
+                profile = await self.directory.by_id(keyed.customer_id)
                 if profile is not None:
-                    return f"sr:{digits}", profile
+                    return f"sr:{digits}", profile, keyed.request_id
         return None
 
     # ---- request-status: the caller's open service request, read out
@@ -238,11 +261,9 @@ class IvrHandlers:
             log.info("survey: no valid score (%r), uniqueid=%s", given, env.uniqueid)
             return
         linkedid = (await session.get_variable("CHANNEL(linkedid)")) or env.uniqueid
-        event = SurveyAnswered(linkedid, env.uniqueid, score, env.callerid)
-        # Subscribers may write to the database; the caller does not wait for that.
-        task = asyncio.create_task(self.bus.publish(event))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._in_background(
+            self.bus.publish(SurveyAnswered(linkedid, env.uniqueid, score, env.callerid))
+        )
 
     async def drain(self, grace: float = 5.0) -> None:
         """Let survey events in flight reach their subscribers (server shutdown)."""

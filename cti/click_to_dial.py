@@ -81,7 +81,10 @@ async def click_to_dial(
     number: str,
     request_id: str,
     customer_id: int | None = None,
+    service_request_id: int | None = None,
 ) -> dict[str, Any]:
+    """Ring the agent's phone, then the number. `service_request_id`: the call is placed
+    from that service request (a follow-up or dispatch call) and belongs to it."""
     if not interface:
         raise NoPhone("you have no phone extension; ask an admin to set one")
     if not REQUEST_ID.match(request_id or ""):
@@ -99,6 +102,7 @@ async def click_to_dial(
             "agent_id": agent_id,
             "agent_interface": interface,
             "customer_id": customer_id,
+            "service_request_id": service_request_id,
         },
     )
     if new:

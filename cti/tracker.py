@@ -97,6 +97,7 @@ class TrackedCall:
     rings: dict[str, Ring] = field(default_factory=dict)
     answered_by: str | None = None
     recording: str | None = None
+    recording_at: float | None = None
     customer_id: int | None = None
     business_key: str | None = None
     abandoned: bool = False
@@ -183,6 +184,12 @@ class CallTracker:
         if inbound:
             self._started(call)
 
+    @staticmethod
+    def _has_started(call: TrackedCall) -> bool:
+        """Has CallStarted gone out? An outbound call starts when its number is dialled (the
+        call log's row is re-keyed to the call then); before that, no event about it."""
+        return call.direction is Direction.INBOUND or bool(call.caller)
+
     def _started(self, call: TrackedCall) -> None:
         self.emit(
             CallStarted(
@@ -204,7 +211,9 @@ class CallTracker:
         variable, value, at = h.get("Variable", ""), h.get("Value", ""), _ts(h)
         if variable == "MIXMONITOR_FILENAME" and value and call.recording != value:
             call.recording = value
-            self.emit(RecordingStarted(server, call.linkedid, value, at))
+            call.recording_at = at
+            if self._has_started(call):
+                self.emit(RecordingStarted(server, call.linkedid, value, at))
         elif variable == "HOTLINE_CUSTOMER_ID" and value.isdigit():
             if call.customer_id != int(value):
                 call.customer_id = int(value)
@@ -240,6 +249,9 @@ class CallTracker:
             call.caller = h["Exten"]
             call.started_at = min(call.started_at, _ts(h))
             self._started(call)
+            if call.recording:  # MixMonitor starts before the Dial: its event waited for this
+                at = call.recording_at or _ts(h)
+                self.emit(RecordingStarted(call.server, call.linkedid, call.recording, at))
 
     def _direct_ring(self, call: TrackedCall, h: Mapping[str, str]) -> None:
         """The dialplan dials the customer's own agent before the queue (sticky agent).

@@ -77,14 +77,15 @@ async def latest_open_state(db: Database, customer_id: int) -> tuple[str, bool] 
     return row.state, parts is not None
 
 
-async def customer_of_request(db: Database, number: str) -> int | None:
+async def request_by_number(db: Database, number: str) -> tuple[int, int] | None:
+    """(customer id, request id) of the request with this number, as keyed on a phone: the
+    digits of its number (FW000123 is keyed 123 or 000123), or the number as stored."""
     r = ServiceRequest.__table__
+    numbers = {number, number.lstrip("0")}
+    if number.isdigit() and len(number) <= 12:
+        numbers.add(f"FW{int(number):06d}")
     async with db.connect() as conn:
         found = (
-            await conn.execute(
-                select(r.c.customer_id).where(
-                    (r.c.number == number) | (r.c.number == number.lstrip("0"))
-                )
-            )
+            await conn.execute(select(r.c.customer_id, r.c.id).where(r.c.number.in_(numbers)))
         ).first()
-    return None if found is None else int(found.customer_id)
+    return None if found is None else (int(found.customer_id), int(found.id))

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 
 from crm_core.errors import RequiredFieldMissing, ValidationError
+from crm_core.events import CallLinkRequested
 from crm_core.models import Contact, Customer, Role, User, Vehicle
 from ticketing.context import TicketingContext, Unit
 from ticketing.errors import IllegalRequestTransition, ReasonRequired
@@ -130,6 +131,8 @@ class ServiceRequestService:
                     detail={"call_linkedid": row.call_linkedid},
                 )
             )
+            if row.call_linkedid:
+                unit.events.append(CallLinkRequested(row.id, row.call_linkedid))
             return row
 
     async def act(

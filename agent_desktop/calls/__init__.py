@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from agent_desktop.calls import cti, desktop_api, desktop_page, ivr
+from agent_desktop.calls import cti, desktop_api, desktop_page, ivr, request_link
 from agent_desktop.context import AppContext
 
 
@@ -16,3 +16,4 @@ def setup(app: web.Application, ctx: AppContext) -> None:
     ivr.setup(app, ctx)
     cti.setup(app, ctx)
     desktop_api.setup(app, ctx)
+    request_link.setup(app, ctx)

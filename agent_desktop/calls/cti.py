@@ -20,6 +20,7 @@ from cti.agi_handlers import build_agi_server
 from cti.ami_client import AmiClient, servers_from_settings
 from cti.bridge import CtiBridge
 from cti.click_to_dial import click_to_dial
+from cti.request_links import follow_link_requests
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,7 @@ def setup(app: web.Application, ctx: AppContext) -> None:
     bridge = CtiBridge(ctx.db, ctx.bus, hub, open_requests=ctx.providers.get("open_requests"))
     ami = AmiClient(servers_from_settings(ctx.settings), bridge.on_event, bridge.on_resync)
     app[HUB_KEY], app[BRIDGE_KEY], app[AMI_KEY] = hub, bridge, ami
+    follow_link_requests(ctx.db, ctx.bus)
 
     async def hello(conn: Connection) -> list[dict[str, Any]]:
         agent = bridge.directory.by_id(conn.user_id)

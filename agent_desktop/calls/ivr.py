@@ -7,6 +7,7 @@ from aiohttp import web
 
 from agent_desktop.context import AppContext
 from asterisk_conf.prompts import PROMPTS
+from cti.agi_handlers import KeyedRequest
 from ticketing import customer_view
 from ticketing.states import RequestState
 
@@ -34,8 +35,9 @@ def setup(_app: web.Application, ctx: AppContext) -> None:
             "status-parts" if waiting_for_parts else STATE_PROMPT.get(state, "status-open")
         ]
 
-    async def request_owner(number: str) -> int | None:
-        return await customer_view.customer_of_request(db, number)
+    async def request_owner(number: str) -> KeyedRequest | None:
+        found = await customer_view.request_by_number(db, number)
+        return None if found is None else KeyedRequest(*found)
 
     # Given the engine to read with: the pop's 360 is built in the CTI database worker
     # process, so open_requests must stay a module-level function (it is pickled by name).

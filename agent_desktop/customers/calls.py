@@ -39,6 +39,8 @@ class CallRow:
     talk_seconds: float | None
     disposition: str | None
     recording_id: int | None  # set only when complete and the viewer may hear it
+    request_id: int | None  # the service request the call belongs to
+    request_number: str | None
 
 
 @dataclass(frozen=True)
@@ -55,9 +57,17 @@ class RequestRow:
 async def customer_calls(db: Database, customer: Customer, user: SessionUser) -> list[CallRow]:
     viewer = Viewer(user.id, user.role, user.region)
     query = (
-        select(Call, CALL_AGENT.display_name, CALL_AGENT.region, Recording.id, Recording.state)
+        select(
+            Call,
+            CALL_AGENT.display_name,
+            CALL_AGENT.region,
+            Recording.id,
+            Recording.state,
+            ServiceRequest.number,
+        )
         .outerjoin(CALL_AGENT, CALL_AGENT.id == Call.agent_id)
         .outerjoin(Recording, Recording.call_id == Call.id)
+        .outerjoin(ServiceRequest, ServiceRequest.id == Call.service_request_id)
         .where(Call.customer_id == customer.id)
         .order_by(Call.entered_at.desc(), Call.id.desc())
         .limit(CALLS)
@@ -65,7 +75,7 @@ async def customer_calls(db: Database, customer: Customer, user: SessionUser) ->
     async with db.transaction() as session:
         rows = (await session.execute(query)).all()
     calls: dict[int, CallRow] = {}  # a call with several recordings offers a playable one
-    for call, agent_name, agent_region, recording_id, recording_state in rows:
+    for call, agent_name, agent_region, recording_id, recording_state, number in rows:
         owners = RecordingOwners(call.agent_id, customer.owner_id, customer.region, agent_region)
         playable = recording_state == RecordingState.COMPLETE.value and can_hear(viewer, owners)
         if call.id in calls and not playable:
@@ -79,6 +89,8 @@ async def customer_calls(db: Database, customer: Customer, user: SessionUser) ->
             call.talk_seconds,
             call.disposition,
             recording_id if playable else None,
+            call.service_request_id,
+            number,
         )
     return list(calls.values())
 

@@ -63,6 +63,7 @@ async def customer_page(request: web.Request) -> web.Response:
         c=view,
         calls=await customer_calls(ctx.db, customer, user),
         requests=await customer_requests(ctx.db, customer.id, user),
+        can_link_calls=user.role in ("agent", "supervisor", "admin"),
         REQUEST_STATES=TICKET_LABELS["request_state"],
         REQUEST_CATEGORIES=TICKET_LABELS["category"],
         DISPOSITION_LABELS=DISPOSITION_LABELS,

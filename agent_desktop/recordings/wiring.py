@@ -13,15 +13,17 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import exists, select, update
 
 from agent_desktop.context import AppContext
 from asterisk_conf.paths import pbx_paths
-from crm_core.events import CallRecordingFinished
+from crm_core.events import CallLinkedToRequest, CallRecordingFinished
 from cti.models import Call
 from recordings.ingest import RecordingIngest
 from recordings.meta import CallMeta
+from recordings.models import Recording
 from recordings.pause import AmiReply, RecordingPauses
+from recordings.request_links import follow_call_link
 from recordings.retention import RetentionPolicy, purge
 from recordings.storage import Storage
 from ticketing.customer_view import CLOSED_STATES
@@ -67,7 +69,29 @@ class RecordingsRuntime:
             talk_seconds=call.talk_seconds, from_call_log=True,
         )  # fmt: skip
 
+    async def reconcile_request_links(self) -> int:
+        """Recordings whose call belongs to a request, but they do not yet: the call was
+        linked between its recording's event and the recording's row (see
+        recordings/request_links.py). Returns how many were put right."""
+        linked_call = (
+            select(Call.service_request_id)
+            .where(Call.id == Recording.call_id, Call.service_request_id.is_not(None))
+            .scalar_subquery()
+        )
+        statement = (
+            update(Recording)
+            .where(Recording.service_request_id.is_(None), Recording.call_id.is_not(None))
+            .where(
+                exists().where(Call.id == Recording.call_id, Call.service_request_id.is_not(None))
+            )
+            .values(service_request_id=linked_call)
+        )
+        async with self.ctx.db.transaction() as session:
+            result = await session.execute(statement)
+        return int(getattr(result, "rowcount", 0) or 0)
+
     async def purge_now(self) -> dict[str, list[int]]:
+        await self.reconcile_request_links()
         report = await purge(self.ctx.db, self.storage, self.policy, self.open_requests)
         return {
             "purged": report.purged,
@@ -114,6 +138,11 @@ def build_runtime(app: web.Application, ctx: AppContext) -> RecordingsRuntime:
             await ended
 
     ctx.bus.subscribe(CallRecordingFinished, close_pause)
+
+    async def follow_link(event: CallLinkedToRequest) -> None:
+        await follow_call_link(ctx.db, event)
+
+    ctx.bus.subscribe(CallLinkedToRequest, follow_link)
     return runtime
 
 
@@ -136,6 +165,7 @@ def lifecycle(runtime: RecordingsRuntime) -> Any:
             orphans = bool(runtime.ctx.settings.recordings_spool_dir)
             done = await runtime.ingest.rescan(runtime.spool, server, runtime.find_call, orphans)
             retried = await runtime.ingest.retry_pending()
+            await runtime.reconcile_request_links()
             if done or retried:
                 log.info("recordings: spool re-scan ingested %s, retries %s", done, retried)
 

@@ -51,11 +51,34 @@
     }
   }
 
+  // Call history: link a call to one of the customer's service requests by hand.
+  async function linkCall(button) {
+    var row = button.closest("[data-row]");
+    var choice = row.querySelector("[data-request-choice]");
+    var error = row.querySelector("[data-error]");
+    button.disabled = true;
+    try {
+      await api(button.getAttribute("data-link-call"), {
+        method: "POST", body: { service_request_id: Number(choice.value) }
+      });
+      window.location.reload();
+    } catch (failure) {
+      button.disabled = false;
+      if (error) { error.textContent = failure.message; }
+    }
+  }
+
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-reveal-url]");
     if (button) {
       event.preventDefault();
       reveal(button);
+      return;
+    }
+    var link = event.target.closest("[data-link-call]");
+    if (link) {
+      event.preventDefault();
+      linkCall(link);
     }
   });
 

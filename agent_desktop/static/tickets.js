@@ -101,7 +101,9 @@
       request_id: freshRequestId()
     });
     if (status) { status.textContent = status.getAttribute("data-msg-dialling"); }
-    attachCall(button.getAttribute("data-follow-up-id"), result.call_id).catch(function () {});
+    var followUpId = button.getAttribute("data-follow-up-id");
+    // A call from a request's page needs no attaching: the server linked it to the request.
+    if (followUpId) { attachCall(followUpId, result.call_id).catch(function () {}); }
   }
 
   async function recordResult(button) {

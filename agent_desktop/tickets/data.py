@@ -11,18 +11,18 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from aiohttp import web
 from sqlalchemy import or_, select
 
 from crm_core.db import Database
 from crm_core.models import Customer, PhoneNumber, User, Vehicle
 from crm_core.phones import mask, mask_in_text, normalize
 from cti.models import Call
+from recordings.access import RecordingOwners, Viewer, can_hear
+from recordings.models import Recording, RecordingState
 from sms_gateway.models import SmsInbound, SmsMessage
 from ticketing.models import FollowUp, ServiceRequest, Transition, WorkOrder
 
 # Route names a recordings feature may register; the timeline links the first one present.
-RECORDING_ROUTES = ("recording_stream", "recording")
 
 
 @dataclass(frozen=True)
@@ -97,12 +97,33 @@ async def phone_number_of(db: Database, customer_id: int, phone_id: int) -> str 
     return row.e164 if row is not None and row.customer_id == customer_id else None
 
 
-def recording_link(app: web.Application, call_id: int) -> str | None:
-    for name in RECORDING_ROUTES:
-        resource = app.router.named_resources().get(name)
-        if resource is not None:
-            return str(resource.url_for(call_id=str(call_id)))
-    return None
+async def _playable(
+    s: Any, row: ServiceRequest, calls: list[Call], listener: Viewer | None
+) -> set[int]:
+    """The calls whose recording is complete and that this listener may hear: the rule the
+    audio endpoint enforces (and audits) again when it is played."""
+    if listener is None or not calls:
+        return set()
+    customer = await s.get(Customer, row.customer_id)
+    query = (
+        select(Recording.call_id, Recording.agent_id, User.region)
+        .outerjoin(User, User.id == Recording.agent_id)
+        .where(
+            Recording.call_id.in_([c.id for c in calls]),
+            Recording.state == RecordingState.COMPLETE.value,
+        )
+    )
+    playable = set()
+    for call_id, agent_id, agent_region in (await s.execute(query)).all():
+        owners = RecordingOwners(
+            agent_id,
+            customer.owner_id if customer else None,
+            customer.region if customer else None,
+            agent_region,
+        )
+        if can_hear(listener, owners):
+            playable.add(call_id)
+    return playable
 
 
 async def _calls(s: Any, row: ServiceRequest, follow_ups: list[FollowUp]) -> list[Call]:
@@ -115,9 +136,10 @@ async def _calls(s: Any, row: ServiceRequest, follow_ups: list[FollowUp]) -> lis
 
 
 async def timeline(
-    db: Database, app: web.Application, request_id: int, full_numbers: bool
+    db: Database, request_id: int, full_numbers: bool, listener: Viewer | None = None
 ) -> list[TimelineEntry]:
-    """Everything that happened to one request, oldest first."""
+    """Everything that happened to one request, oldest first. A recording entry links to
+    its playback only when `listener` may hear it."""
     shown = (lambda n: n) if full_numbers else mask
 
     def text(body: str) -> str:
@@ -141,6 +163,7 @@ async def timeline(
             )
         ).all()
         calls = await _calls(s, row, follow_ups)
+        playable = await _playable(s, row, calls, listener)
         outgoing = (
             await s.scalars(select(SmsMessage).where(SmsMessage.request_id == request_id))
         ).all()
@@ -194,7 +217,7 @@ async def timeline(
                     "recording",
                     call.recording_path.rsplit("/", 1)[-1],
                     names.get(call.agent_id or 0, ""),
-                    recording_link(app, call.id),
+                    f"/recordings/call/{call.id}" if call.id in playable else None,
                 )
             )
     entries += [

@@ -22,6 +22,7 @@ from agent_desktop.context import CONTEXT_KEY, AppContext
 from agent_desktop.tickets.api import AGENT_ACTIONS, SUPERVISOR_ACTIONS, _visible
 from agent_desktop.tickets.data import (
     customers_by_id,
+    dialable_phones,
     timeline,
     user_names,
     vehicle_of,
@@ -29,6 +30,7 @@ from agent_desktop.tickets.data import (
 from agent_desktop.tickets.labels import NEEDS_REASON, ticket_page
 from crm_core.errors import HotlineError
 from crm_core.models import Contact, Vehicle
+from recordings.access import Viewer
 from ticketing import queries
 from ticketing.models import ServiceRequest, WorkOrder
 from ticketing.states import (
@@ -148,7 +150,8 @@ async def detail_page(request: web.Request) -> web.Response:
     ctx, user = request.app[CONTEXT_KEY], current_user(request)
     row = await _visible(request, _id(request))
     detail = await queries.request_detail(ctx.db, row.id)
-    entries = await timeline(ctx.db, request.app, row.id, sees_full_numbers(ctx.settings, user))
+    full = sees_full_numbers(ctx.settings, user)
+    entries = await timeline(ctx.db, row.id, full, _listener(user))
     people = [o["technician_id"] for o in detail["work_orders"]]
     people += [f["assignee_id"] for f in detail["follow_ups"]] + [row.created_by_id]
     customers = await customers_by_id(ctx.db, [row.customer_id])
@@ -163,7 +166,16 @@ async def detail_page(request: web.Request) -> web.Response:
         entries=entries,
         actions=_actions_for(user, row),
         needs_reason=NEEDS_REASON,
+        # Calls placed from here belong to this request (technicians do not dial from it).
+        phones=await dialable_phones(ctx.db, row.customer_id, full)
+        if user.role in ("agent", "supervisor", "admin")
+        else [],
+        can_dial=bool(user.phone_interface),
     )
+
+
+def _listener(user: SessionUser) -> Viewer:
+    return Viewer(user.id, user.role, user.region)
 
 
 @require_roles(*EVERYONE)
@@ -171,7 +183,8 @@ async def timeline_api(request: web.Request) -> web.Response:
     """The merged timeline as JSON: transitions, calls, recordings, SMS both ways."""
     ctx, user = request.app[CONTEXT_KEY], current_user(request)
     row = await _visible(request, _id(request))
-    entries = await timeline(ctx.db, request.app, row.id, sees_full_numbers(ctx.settings, user))
+    full = sees_full_numbers(ctx.settings, user)
+    entries = await timeline(ctx.db, row.id, full, _listener(user))
     return web.json_response(
         {"request": queries.request_dict(row), "timeline": [e.as_dict() for e in entries]}
     )

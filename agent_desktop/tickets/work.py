@@ -17,7 +17,7 @@ from sqlalchemy import select
 from agent_desktop.common.access import sees_full_numbers
 from agent_desktop.common.guards import current_user, require_roles
 from agent_desktop.context import CONTEXT_KEY, AppContext
-from agent_desktop.tickets.api import _body, _int, _my_follow_up
+from agent_desktop.tickets.api import _body, _int, _my_follow_up, _visible
 from agent_desktop.tickets.data import (
     customers_by_id,
     dialable_phones,
@@ -130,12 +130,24 @@ async def follow_ups_page(request: web.Request) -> web.Response:
 @require_roles("agent", "supervisor", "admin")
 async def dial_follow_up(request: web.Request) -> web.Response:
     """{phone_id, request_id} → ring my phone, then the customer (see the module doc)."""
+    follow_up = await _my_follow_up(request)
+    row = await queries.get_request(request.app[CONTEXT_KEY].db, follow_up.request_id)
+    return await _dial_customer(request, row)
+
+
+@require_roles("agent", "supervisor", "admin")
+async def dial_request(request: web.Request) -> web.Response:
+    """{phone_id, request_id} from a request's page (a dispatch or status call): the call
+    belongs to that request, like a follow-up call."""
+    row = await _visible(request, int(request.match_info["id"]))
+    return await _dial_customer(request, row)
+
+
+async def _dial_customer(request: web.Request, row: ServiceRequest) -> web.Response:
     from agent_desktop.services import AMI_KEY
 
     user, ctx = current_user(request), request.app[CONTEXT_KEY]
-    follow_up = await _my_follow_up(request)
     body = await _body(request)
-    row = await queries.get_request(ctx.db, follow_up.request_id)
     number = await phone_number_of(ctx.db, row.customer_id, _int(body.get("phone_id"), "phone_id"))
     if number is None:
         raise NotAllowed("that phone is not this customer's")
@@ -150,6 +162,7 @@ async def dial_follow_up(request: web.Request) -> web.Response:
         number=number,
         request_id=str(body.get("request_id", "")),
         customer_id=row.customer_id,
+        service_request_id=row.id,
     )
     result.pop("number", None)  # the page never gets the digits
     return web.json_response(result, status=201 if result["new"] else 200)
@@ -163,6 +176,7 @@ def setup(app: web.Application, ctx: AppContext) -> None:
     router.add_get("/tickets/dispatch", dispatch_page)
     router.add_get("/tickets/follow-ups", follow_ups_page)
     router.add_post(r"/tickets/follow-ups/{id:\d+}/dial", dial_follow_up)
+    router.add_post(r"/tickets/{id:\d+}/dial", dial_request)
     add_nav(app, "/tickets/review", "Review queue", ("supervisor", "admin"))
     add_nav(app, "/tickets/dispatch", "Dispatch board", ("supervisor", "admin"))
     add_nav(app, "/tickets/follow-ups", "Follow-ups", ("agent", "supervisor", "admin"))

@@ -11,13 +11,13 @@ import pytest
 from asterisk_conf.prompts import PROMPTS
 from crm_core.customers import CustomerService
 from crm_core.db import Database
-from crm_core.events import EventBus, SurveyAnswered
+from crm_core.events import CallLinkRequested, EventBus, SurveyAnswered
 from crm_core.lookup import Candidate, NumberLookup
 from crm_core.settings import Settings
 from crm_core.users import create_user
 from crm_core.vehicles import VehicleService
 from cti.agi_client import SimulatedChannel, agi_environment, simulate_channel
-from cti.agi_handlers import PROMPTS_USED, build_agi_server
+from cti.agi_handlers import PROMPTS_USED, KeyedRequest, build_agi_server
 from cti.fastagi import FastAgiServer
 
 HOST = "127.0.0.1"
@@ -217,16 +217,29 @@ async def test_identify_gives_up_after_two_tries(
 
 async def test_identify_by_service_request_number(seeded: Seeded, agi: Harness) -> None:
     asked: list[str] = []
+    linked: list[CallLinkRequested] = []
+    published = asyncio.Event()
 
-    async def request_owner(number: str) -> int | None:
+    def on_link(event: CallLinkRequested) -> None:
+        linked.append(event)
+        published.set()
+
+    agi.bus.subscribe(CallLinkRequested, on_link)
+
+    async def request_owner(number: str) -> KeyedRequest | None:
         asked.append(number)
-        return seeded.ids["a"] if number == "20261125001" else None
+        return KeyedRequest(seeded.ids["a"], 77) if number == "20261125001" else None
 
     await agi.start(request_owner=request_owner)
-    channel = await agi.call("identify", keyed=["20261125001"])
+    variables = {"CHANNEL(linkedid)": "1795568000.3"}
+    channel = await agi.call("identify", keyed=["20261125001"], variables=variables)
     assert asked == ["20261125001"]
     assert channel.variables["HOTLINE_KEY"] == "sr:20261125001"
     assert channel.variables["HOTLINE_CUSTOMER_ID"] == str(seeded.ids["a"])
+    async with asyncio.timeout(10):
+        await published.wait()
+    # The call is about that request: linked by the call's Linkedid.
+    assert linked == [CallLinkRequested(77, "1795568000.3")]
 
 
 def _status(sentence: str | None, stuck: bool = False) -> StatusFor:

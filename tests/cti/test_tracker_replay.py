@@ -85,6 +85,11 @@ def test_click_to_dial_is_an_answered_outbound_call() -> None:
     assert (started.direction, started.caller) == ("outbound", "13905581234")
     assert of(CallAnswered, emitted)[0].interface == "PJSIP/1001"
     assert of(CallEnded, emitted)[0].outcome is Outcome.ANSWERED
+    # MixMonitor starts before the Dial, but the call log knows the call only once it has
+    # started: the recording is announced after CallStarted, so its row gets the path.
+    (recording,) = of(RecordingStarted, emitted)
+    assert recording.path.endswith("-out-1795568702.11.wav")
+    assert emitted.index(recording) > emitted.index(started)
 
 
 def test_blind_transfer() -> None:

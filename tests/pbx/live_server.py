@@ -54,6 +54,13 @@ class LiveServer:
         header = "; ".join(f"{k}={v.value}" for k, v in cookie.items())
         return header, str(body["csrf_token"])
 
+    def get_json(self, path: str, session: tuple[str, str]) -> Any:
+        request = urllib.request.Request(
+            f"{self.base}{path}", headers={"Cookie": session[0], "Accept": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=15) as response:
+            return json.loads(response.read())
+
     def post(self, path: str, session: tuple[str, str], body: dict[str, Any]) -> Any:
         request = urllib.request.Request(
             f"{self.base}{path}",

@@ -34,11 +34,13 @@ MENU_IDENTIFY = "1"
 
 
 def _ivr_call(pbx: PbxUnderTest, workdir: Path, caller: str, tail: str) -> Sipp:
-    """The carrier calls, presses the menu key, keys `tail` and #, then holds for a while."""
+    """The carrier calls, presses the menu key, keys `tail` and #, then holds for a while.
+    `tail` is six keys (the scenario's key1..key6); a `p` is the # key ("1pppppp": 1#)."""
     data = sipp_data_dir()
     pcaps = workdir / "pcap"
     pcaps.mkdir(parents=True, exist_ok=True)
-    keys = {"menu": MENU_IDENTIFY, **{f"key{i}": d for i, d in enumerate(tail, 1)}}
+    keys = {"menu": MENU_IDENTIFY, **{f"key{i}": d for i, d in enumerate(tail[:6], 1)}}
+    keys = {name: "pound" if digit == "p" else digit for name, digit in keys.items()}
     keys["end"] = "pound"
     for name, digit in keys.items():
         link = pcaps / f"{name}.pcap"

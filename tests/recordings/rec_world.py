@@ -38,12 +38,14 @@ class RecWorld:
 async def ingest_call(
     db: Database, settings: Settings, tmp: Path, name: str, customer: int | None,
     agent: int | None, seconds: float = 4.0, queue: str = "hotline",
-    request: int | None = None, ended: datetime | None = None, call_id: int | None = None,
+    ended: datetime | None = None, call_id: int | None = None,
 ) -> int:  # fmt: skip
+    """Ingest a recording as the call log's CallRecordingFinished of a call with no request
+    yet would; a request link reaches it only the production way (request_links)."""
     path = write_wav(tmp / "spool" / f"20261125-0100{len(name):02d}-in-{name}.wav", seconds)
     meta = CallMeta(
         source=path, server="main", linkedid=name, call_id=call_id, customer_id=customer,
-        agent_id=agent, queue=queue, service_request_id=request, direction="inbound",
+        agent_id=agent, queue=queue, service_request_id=None, direction="inbound",
         ended_at=ended or datetime(2026, 11, 25, 1, 0, tzinfo=UTC), talk_seconds=seconds,
         from_call_log=True,
     )  # fmt: skip

@@ -8,8 +8,10 @@ from pathlib import Path
 from rec_world import ingest_call
 
 from crm_core.db import Database
+from crm_core.events import CallLinkedToRequest
 from crm_core.settings import Settings
 from recordings.models import Recording
+from recordings.request_links import follow_call_link
 from recordings.retention import RetentionPolicy, purge
 from recordings.storage import Storage
 
@@ -31,8 +33,13 @@ async def test_purge_by_queue_keeps_holds_and_open_requests(
     ids = {}
     for key, (name, queue, request, ended) in plan.items():
         ids[key] = await ingest_call(
-            db, settings, tmp_path, name, None, None, 1, queue, request=request, ended=ended
+            db, settings, tmp_path, name, None, None, 1, queue, ended=ended
         )
+        if request is not None:  # the call log linked the call (cti/request_links.py)
+            linked = CallLinkedToRequest(
+                call_id=1000 + request, server="main", linkedid=name, request_id=request
+            )
+            assert await follow_call_link(db, linked) == 1
     async with db.transaction() as session:
         held = await session.get(Recording, ids["held"])
         assert held is not None

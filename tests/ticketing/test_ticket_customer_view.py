@@ -10,6 +10,7 @@ from agent_desktop.calls.ivr import setup as wire_ivr
 from agent_desktop.context import AppContext
 from asterisk_conf.prompts import PROMPTS
 from crm_core.db import Database
+from cti.agi_handlers import KeyedRequest
 from ticketing import customer_view
 from ticketing.journal import Actor
 from ticketing.requests import ServiceRequestService
@@ -36,5 +37,10 @@ async def test_open_requests_and_the_spoken_status(db: Database) -> None:
     assert (listed["id"], listed["category"]) == (created.id, "repair")
     assert await status_for(world.customer_id) == PROMPTS["status-received"]
     assert created.number is not None
-    assert await ctx.providers["request_owner"](created.number) == world.customer_id
-    assert await ctx.providers["request_owner"]("no-such-number") is None
+    owner = ctx.providers["request_owner"]
+    keyed = KeyedRequest(world.customer_id, created.id)
+    assert await owner(created.number) == keyed
+    assert await owner(str(created.id)) == keyed  # FW000123 keyed on a phone: 123
+    assert await owner(created.number.removeprefix("FW")) == keyed  # or 000123
+    assert await owner("no-such-number") is None
+    assert await owner("99999") is None
