@@ -35,6 +35,7 @@ PROMPTS: dict[str, str] = {
     "status-dispatched": "您的服务单已派工，服务工程师将尽快与您联系。",
     "status-parts": "您的服务单正在等待配件。",
     "survey-score": "请为本次服务打分，非常满意请按五，非常不满意请按一。",
+    "survey-retry": "输入有误。请按一到五之间的数字键为本次服务打分。",
 }
 
 

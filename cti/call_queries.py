@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.orm import aliased
 
 from crm_core.db import Database
@@ -179,3 +179,45 @@ async def mark_called_back(db: Database, call_id: int) -> None:
         if call is None:
             raise NotFound(f"call {call_id} does not exist", call_id=call_id)
         call.callback_done_at = call.callback_done_at or datetime.now(UTC)
+
+
+async def survey_scores_by_agent(
+    db: Database, since: datetime, until: datetime
+) -> list[dict[str, Any]]:
+    """Callers' IVR satisfaction per agent for calls surveyed in [since, until): how many,
+    the mean, and how many were 1 or 2 (dissatisfied). Best mean first."""
+    low = func.sum(case((Call.survey_score <= 2, 1), else_=0))
+    query = (
+        select(Call.agent_id, func.count(Call.id), func.avg(Call.survey_score), low)
+        .where(
+            Call.survey_score.is_not(None),
+            Call.agent_id.is_not(None),
+            Call.surveyed_at >= since,
+            Call.surveyed_at < until,
+        )
+        .group_by(Call.agent_id)
+    )
+    async with db.transaction() as session:
+        rows = (await session.execute(query)).all()
+    scores = [
+        {
+            "agent_id": agent_id,
+            "count": int(count),
+            "mean": round(float(mean), 2),
+            "dissatisfied": int(dissatisfied or 0),
+        }
+        for agent_id, count, mean, dissatisfied in rows
+    ]
+    return sorted(scores, key=lambda s: (-s["mean"], -s["count"]))
+
+
+async def survey_scores(db: Database, call_ids: set[int]) -> dict[int, int]:
+    """call id -> the caller's IVR score, for the calls that have one."""
+    if not call_ids:
+        return {}
+    query = select(Call.id, Call.survey_score).where(
+        Call.id.in_(call_ids), Call.survey_score.is_not(None)
+    )
+    async with db.transaction() as session:
+        rows = (await session.execute(query)).all()
+    return {call_id: score for call_id, score in rows if score is not None}

@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_core.models import Base, UTCDateTime, utcnow
@@ -45,8 +55,14 @@ class Call(Base):
     note: Mapped[str | None] = mapped_column(Text)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     callback_done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The caller's IVR satisfaction score, 1 (very dissatisfied) to 5 (cti_0003).
+    survey_score: Mapped[int | None] = mapped_column(Integer)
+    surveyed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     __table_args__ = (
         UniqueConstraint("server", "linkedid", name="uq_calls_server_linkedid"),
+        CheckConstraint(
+            "survey_score is null or survey_score between 1 and 5", name="survey_score"
+        ),
         Index("ix_calls_agent_processed", "agent_id", "processed_at"),
     )
 

@@ -6,14 +6,12 @@ service request in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Protocol
 
 from sqlalchemy import select
 
 from crm_core.events import FollowUpCreated
-from crm_core.models import PhoneNumber, Role, User
-from crm_core.phones import normalize
+from crm_core.models import Role, User
 from ticketing.context import TicketingContext, Unit
 from ticketing.errors import InvalidScore, NoAssignee
 from ticketing.journal import Actor
@@ -161,40 +159,24 @@ class FollowUpService:
         await _close_request(unit, row, actor, f"回访满意度 {score}")
 
     async def apply_survey(self, answer: SurveyAnswer) -> FollowUp | None:
-        """The IVR survey fills the score of the open follow-up of that call, or of the
-        caller's only open follow-up. Returns None (and changes nothing) when none matches."""
+        """A follow-up call the representative transferred to the IVR survey: the score
+        completes that follow-up. Only the follow-up whose call this was (its
+        call_linkedid): a caller's survey on any other call is that call's score (cti
+        stores it) and changes no follow-up. Returns None when no follow-up matches."""
         if not 1 <= int(answer.score) <= 5:
             return None
         async with self.ctx.unit() as unit:
-            row = await self._match(unit, answer)
+            row = await unit.session.scalar(
+                select(FollowUp)
+                .where(FollowUp.call_linkedid == answer.linkedid, FollowUp.state.in_(OPEN))
+                .with_for_update()
+            )
             if row is None:
                 return None
             await self._complete(
                 unit, row, int(answer.score), None, "ivr", Actor.system(f"ivr:{answer.linkedid}")
             )
             return row
-
-    async def _match(self, unit: Unit, answer: SurveyAnswer) -> FollowUp | None:
-        by_call = await unit.session.scalar(
-            select(FollowUp)
-            .where(FollowUp.call_linkedid == answer.linkedid, FollowUp.state.in_(OPEN))
-            .with_for_update()
-        )
-        if by_call is not None:
-            return by_call
-        phone = normalize(answer.caller or "", home_area_code=self.ctx.db.settings.home_area_code)
-        if phone is None:
-            return None
-        rows: Sequence[FollowUp] = (
-            await unit.session.scalars(
-                select(FollowUp)
-                .join(ServiceRequest, ServiceRequest.id == FollowUp.request_id)
-                .join(PhoneNumber, PhoneNumber.customer_id == ServiceRequest.customer_id)
-                .where(PhoneNumber.e164 == phone.e164, FollowUp.state.in_(OPEN))
-                .distinct()
-            )
-        ).all()
-        return rows[0] if len(rows) == 1 else None
 
 
 def check_score(score: int) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from agent_desktop.calls import cti, desktop_api, desktop_page, ivr, request_link
+from agent_desktop.calls import cti, desktop_api, desktop_page, ivr, request_link, survey
 from agent_desktop.context import AppContext
 
 
@@ -17,3 +17,4 @@ def setup(app: web.Application, ctx: AppContext) -> None:
     cti.setup(app, ctx)
     desktop_api.setup(app, ctx)
     request_link.setup(app, ctx)
+    survey.setup(app, ctx)

@@ -21,6 +21,7 @@ from cti.ami_client import AmiClient, servers_from_settings
 from cti.bridge import CtiBridge
 from cti.click_to_dial import click_to_dial
 from cti.request_links import follow_link_requests
+from cti.surveys import follow_surveys
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,7 @@ def setup(app: web.Application, ctx: AppContext) -> None:
     ami = AmiClient(servers_from_settings(ctx.settings), bridge.on_event, bridge.on_resync)
     app[HUB_KEY], app[BRIDGE_KEY], app[AMI_KEY] = hub, bridge, ami
     follow_link_requests(ctx.db, ctx.bus)
+    follow_surveys(ctx.db, ctx.bus)
 
     async def hello(conn: Connection) -> list[dict[str, Any]]:
         agent = bridge.directory.by_id(conn.user_id)

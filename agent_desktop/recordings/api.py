@@ -22,6 +22,7 @@ from agent_desktop.common.sessions import SessionUser
 from agent_desktop.context import CONTEXT_KEY, AppContext
 from agent_desktop.recordings.wiring import RUNTIME_KEY, build_runtime, lifecycle
 from crm_core.errors import ValidationError
+from cti.call_queries import survey_scores
 from recordings import qa, queries
 from recordings.access import Viewer, can_hear
 from recordings.errors import NoLiveCall, RecordingForbidden, RecordingUnavailable
@@ -144,6 +145,10 @@ async def list_api(request: web.Request) -> web.Response:
     rows = await queries.list_recordings(
         ctx.db, viewer, _filters(request.query), ctx.settings.timezone
     )
+    # The caller's IVR score sits on the call (cti); QA reads it beside its own score.
+    scores = await survey_scores(ctx.db, {r["call_id"] for r in rows if r["call_id"]})
+    for row in rows:
+        row["survey_score"] = scores.get(row["call_id"])
     return web.json_response({"recordings": rows})
 
 

@@ -50,6 +50,7 @@
       cell(tr, r.queue);
       cell(tr, fmt(r.duration_seconds));
       cell(tr, r.qa_score == null ? "—" : r.qa_score);
+      cell(tr, r.survey_score == null ? "—" : r.survey_score);
       cell(tr, r.service_request_id || "");
       if (!r.playable) tr.classList.add("muted");
       tr.addEventListener("click", () => open(r.id));

@@ -101,9 +101,23 @@
       request_id: freshRequestId()
     });
     if (status) { status.textContent = status.getAttribute("data-msg-dialling"); }
+    // At the end of the call the agent may send the customer to the IVR survey.
+    var survey = row.querySelector("[data-survey]");
+    if (survey) {
+      survey.setAttribute("data-call-id", String(result.call_id));
+      survey.hidden = false;
+    }
     var followUpId = button.getAttribute("data-follow-up-id");
     // A call from a request's page needs no attaching: the server linked it to the request.
     if (followUpId) { attachCall(followUpId, result.call_id).catch(function () {}); }
+  }
+
+  async function sendToSurvey(button) {
+    var row = rowOf(button);
+    await api("/api/calls/" + button.getAttribute("data-call-id") + "/survey", {});
+    button.hidden = true;
+    var status = row.querySelector(".dial-status");
+    if (status) { status.textContent = button.getAttribute("data-msg-sent"); }
   }
 
   async function recordResult(button) {
@@ -125,6 +139,7 @@
     ["[data-assign]", assign],
     ["[data-reassign]", reassign],
     ["[data-dial]", dial],
+    ["[data-survey]", sendToSurvey],
     ["[data-result]", recordResult],
     ["[data-no-answer]", noAnswer]
   ];

@@ -27,6 +27,7 @@ from agent_desktop.tickets.data import user_names
 from agent_desktop.tickets.labels import ticket_page
 from crm_core.db import Database
 from crm_core.errors import ValidationError
+from cti.call_queries import survey_scores_by_agent
 from ticketing.models import ServiceRequest, SlaBreach
 from ticketing.reports import _hours, ticket_report
 
@@ -205,6 +206,8 @@ async def reports_page(request: web.Request) -> web.Response:
     regions = _per_region(requests)
     keys = [t["key"] for t in report["satisfaction_by_technician"]]
     technicians = await user_names(ctx.db, [int(k) for k in keys if k.isdigit()])
+    agent_scores = await survey_scores_by_agent(ctx.db, since, until)
+    agents = await user_names(ctx.db, [a["agent_id"] for a in agent_scores])
     query = urlencode({"since": since.isoformat(), "until": until.isoformat(), "format": "csv"})
     return ticket_page(
         request,
@@ -215,6 +218,8 @@ async def reports_page(request: web.Request) -> web.Response:
         charts=_charts(request, report, regions, _daily(requests, period, zone), breaches,
                        technicians),
         technicians={k: _tech_name(k, technicians) for k in keys},
+        agent_scores=agent_scores,
+        agents=agents,
         csv_url=f"/api/tickets/reports?{query}",
     )  # fmt: skip
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from asterisk_conf.agents import AgentEndpoint, endpoint_from_interface, unique_
 from asterisk_conf.errors import PbxConfigInvalid
 from asterisk_conf.mirror import debian_mirror
 from asterisk_conf.paths import PbxPaths
+from asterisk_conf.prompts import PROMPTS
 from asterisk_conf.render import live_files, render_config, render_files
 from crm_core.settings import Settings
 
@@ -103,6 +105,13 @@ def test_dialplan_records_looks_up_with_fallbacks_then_queues(paths: PbxPaths) -
     # A ';' in a dialplan line starts a comment and would cut the line short.
     code = [line for line in dialplan.splitlines() if line.startswith(("exten", " same"))]
     assert not [line for line in code if ";" in line]
+
+
+def test_every_prompt_the_dialplan_plays_is_made_by_the_installer(paths: PbxPaths) -> None:
+    dialplan = _render(paths)["extensions.conf"]
+    played = set(re.findall(r"[(,=]hotline/([a-z0-9-]+)", dialplan))
+    assert {"welcome", "survey-score", "survey-retry", "thanks"} <= played
+    assert played <= set(PROMPTS), played - set(PROMPTS)
 
 
 def test_bad_settings_are_all_named_and_nothing_is_written(paths: PbxPaths) -> None:

@@ -98,13 +98,18 @@ async def test_ivr_survey_fills_the_score(world: World) -> None:
     assert request is not None and request.state == "closed"
 
 
-async def test_survey_by_caller_number_and_out_of_range(world: World) -> None:
+async def test_a_survey_on_another_call_of_the_customer_changes_no_follow_up(
+    world: World,
+) -> None:
+    """The customer has an open follow-up and calls in about something else: that call's
+    score is that call's (cti stores it), never the follow-up's."""
     follow_up = await finished(world)
     service = FollowUpService(world.ctx)
     assert await service.apply_survey(SurveyAnswered("x", "y", 9, "13905580000")) is None
-    assert await service.apply_survey(SurveyAnswered("x", "y", 3, "13900000000")) is None
-    done = await service.apply_survey(SurveyAnswered("x", "y", 3, "+8613905580000"))
-    assert done is not None and done.id == follow_up.id and done.score == 3
+    assert await service.apply_survey(SurveyAnswered("x", "y", 3, "+8613905580000")) is None
+    async with world.ctx.db.transaction() as s:
+        row = await s.get(FollowUp, follow_up.id)
+    assert row is not None and (row.score, row.state) == (None, follow_up.state)
 
 
 @dataclass
