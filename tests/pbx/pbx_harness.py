@@ -144,13 +144,25 @@ class Sipp:
         args: list[str],
         ring_ms: int | None = None,
         dtmf: str = "1",
+        keys: dict[str, str] | None = None,
+        replace: dict[str, str] | None = None,
     ) -> None:
+        """`keys`: more pcap/<name>.pcap links, name -> a DTMF key ("0"-"9", "pound",
+        "star") or "silence"; `replace`: text substitutions in the scenario (pauses)."""
         self.workdir = workdir
         (workdir / "pcap").mkdir(parents=True, exist_ok=True)
         self._link_pcaps(dtmf)
+        for name, key in (keys or {}).items():
+            target = "g711a" if key == "silence" else f"dtmf_2833_{key}"
+            link = workdir / "pcap" / f"{name}.pcap"
+            link.unlink(missing_ok=True)
+            link.symlink_to(sipp_data_dir() / f"{target}.pcap")
         text = (SCENARIOS / scenario).read_text(encoding="utf-8")
         if ring_ms is not None:
             text = text.replace('timeout="2000"', f'timeout="{ring_ms}"')
+        for old, new in (replace or {}).items():
+            assert old in text, f"{scenario} has no {old!r}"
+            text = text.replace(old, new)
         (workdir / scenario).write_text(text, encoding="utf-8")
         Sipp._media_port += 10
         command = [
