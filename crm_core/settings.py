@@ -51,6 +51,8 @@ class Settings:
     pbx_mode: str = "test"
     # More Asterisk boxes (about 300 channels each): name=user:secret@host:port, comma-separated.
     ami_servers: str = ""
+    # After the AMI link drops, reconnect attempts back off up to this many seconds.
+    ami_reconnect_max_seconds: int = 10
     log_level: str = "INFO"
     # PBX instance: several (dev, tests) share one pbx_root, each with its own ports and dirs.
     pbx_instance: str = "main"
@@ -243,6 +245,7 @@ _VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "hotline_number": _digits,
     "ami_secret": _nonempty,
     "ami_username": _nonempty,
+    "ami_reconnect_max_seconds": _positive,
     "sip_secret": _nonempty,
     "pbx_instance": _instance_name,
     "session_idle_minutes": _positive,

@@ -87,6 +87,7 @@ class ServerLink:
         self.options = options
         self.connections = 0  # successful logins so far
         self.last_error: str | None = None
+        self.lost_at_ns: int | None = None  # when the last logged-in session ended
         self._ready = False
         self._writer: asyncio.StreamWriter | None = None
         self._pending: dict[str, _Pending] = {}
@@ -284,6 +285,8 @@ class ServerLink:
                 helpers.append(asyncio.create_task(self._resync(self.connections)))
             await asyncio.shield(reader_task)
         finally:
+            if self._ready:  # a logged-in session ended: the outage starts now
+                self.lost_at_ns = time.monotonic_ns()
             self._ready = False
             self._ready_event.clear()
             for task in (*helpers, reader_task):
@@ -367,12 +370,14 @@ class ServerLink:
         try:
             channels = await self.send([("Action", "CoreShowChannels")], opts.action_timeout)
             queues = await self.send([("Action", "QueueStatus")], opts.action_timeout)
+            taken = time.monotonic_ns()
             snapshot = ResyncSnapshot(
                 self.server.name,
                 connection,
                 tuple(e for e in channels.events if e.name == "CoreShowChannel"),
                 tuple(e for e in queues.events if e.name in QUEUE_STATUS_ITEMS),
-                time.monotonic_ns(),
+                taken,
+                None if self.lost_at_ns is None else taken - self.lost_at_ns,
             )
         except AmiError as exc:
             log.warning("AMI %s: resync failed (%s); reconnecting", self.server.name, exc)

@@ -80,13 +80,15 @@ class ResyncSnapshot:
 
     ``channels`` are ``CoreShowChannel`` events; ``queues`` are the ``QueueParams``,
     ``QueueMember`` and ``QueueEntry`` events of ``QueueStatus``. ``connection`` counts the
-    successful logins to this server (1 for the first)."""
+    successful logins to this server (1 for the first). ``outage_ns``: how long the link was
+    down before this login (None for the first one)."""
 
     server: str
     connection: int
     channels: tuple[AmiEvent, ...]
     queues: tuple[AmiEvent, ...]
     taken_ns: int
+    outage_ns: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

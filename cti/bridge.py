@@ -11,9 +11,10 @@ SQLAlchemy steps cannot hold up a ring, not even for the GIL (cti/db_worker.py s
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from crm_core.db import Database
@@ -31,10 +32,14 @@ from cti.db_process import DbProcess, WorkerFailed
 from cti.directory import AgentDirectory
 from cti.pop_payload import Extra
 from cti.pops import PopService, PopSink
+from cti.resync_calls import ADOPTED_VARIABLES, SeenCall, seen_calls
 from cti.tracker import AmiEventLike, CallTracker
+from cti.tracker_resync import bring_up_to_date
 
 log = logging.getLogger(__name__)
 StateListener = Callable[[str, MemberState], Awaitable[None]]
+# (server, channel, variable names) -> their values: AMI Getvar, given by the composition root.
+ChannelVariables = Callable[[str, str, Sequence[str]], Awaitable[dict[str, str]]]
 
 
 class CtiBridge:
@@ -53,6 +58,7 @@ class CtiBridge:
         self.tracker = CallTracker(self._pending.append)
         self.agents = AgentStates()
         self.state_listeners: list[StateListener] = []
+        self.channel_variables: ChannelVariables | None = None
         self.handled = 0
         self.lag_ns = 0  # of the last event: from its last byte read to handled
 
@@ -139,15 +145,39 @@ class CtiBridge:
             log.exception("pop handling failed for %r", e)
 
     async def on_resync(self, server: str, snapshot: Any) -> None:
-        """After every (re)connect: calls the PBX no longer has are ended, states reloaded."""
+        """After every (re)connect: calls the PBX no longer has are ended, calls it has that
+        we do not know (they began while the link was down) are adopted, known calls catch
+        up, agent states are reloaded (cti/tracker_resync.py)."""
+        now = time.time()
+        seen = seen_calls(snapshot.channels, snapshot.queues)
+        unknown = [s for s in seen if (server, s.linkedid) not in self.tracker.calls]
+        if unknown and self.channel_variables is not None:
+            await asyncio.gather(*(self._read_variables(server, s) for s in unknown))
+        adopted = [s.linkedid for s in seen if bring_up_to_date(self.tracker, server, s, now)]
         live = {c.headers.get("Linkedid", "") for c in snapshot.channels}
         ended = self.tracker.resync(server, live)
-        if ended:
+        outage_ns = getattr(snapshot, "outage_ns", None)
+        if adopted or ended or outage_ns:
+            down = f"down {outage_ns / 1e9:.1f} s" if outage_ns else "new"
             log.warning(
-                "resync %s: %d call(s) lost while disconnected: %s",
+                "resync %s (link %s): %d call(s) that began meanwhile recovered%s; "
+                "%d call(s) lost%s",
                 server,
+                down,
+                len(adopted),
+                f" ({', '.join(adopted)})" if adopted else "",
                 len(ended),
-                ", ".join(ended),
+                f" ({', '.join(ended)})" if ended else "",
             )
         await self._dispatch()
         self.agents.resync(server, snapshot.queues)
+
+    async def _read_variables(self, server: str, seen: SeenCall) -> None:
+        """The recording, customer and keyed request of a call we did not see begin."""
+        assert self.channel_variables is not None
+        try:
+            seen.variables = await self.channel_variables(
+                server, seen.caller.channel, ADOPTED_VARIABLES
+            )
+        except Exception:
+            log.exception("resync %s: could not read the variables of %s", server, seen.linkedid)

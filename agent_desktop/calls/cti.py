@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -143,8 +143,26 @@ async def queue_login(request: web.Request) -> web.Response:
 def setup(app: web.Application, ctx: AppContext) -> None:
     hub = WebSocketHub()
     bridge = CtiBridge(ctx.db, ctx.bus, hub, open_requests=ctx.providers.get("open_requests"))
-    ami = AmiClient(servers_from_settings(ctx.settings), bridge.on_event, bridge.on_resync)
+    ami = AmiClient(
+        servers_from_settings(ctx.settings),
+        bridge.on_event,
+        bridge.on_resync,
+        backoff_max=float(ctx.settings.ami_reconnect_max_seconds),
+    )
     app[HUB_KEY], app[BRIDGE_KEY], app[AMI_KEY] = hub, bridge, ami
+
+    async def channel_variables(server: str, channel: str, names: Sequence[str]) -> dict[str, str]:
+        found = {}
+        for name in names:
+            reply = await ami.action(
+                server, {"Action": "Getvar", "Channel": channel, "Variable": name}, timeout=2.0
+            )
+            value = reply.headers.get("Value", "")
+            if value:
+                found[name] = value
+        return found
+
+    bridge.channel_variables = channel_variables
     follow_link_requests(ctx.db, ctx.bus)
     follow_surveys(ctx.db, ctx.bus)
 

@@ -14,6 +14,8 @@ from crm_core.customers import CustomerService
 from crm_core.db import Database
 from crm_core.events import CallRecordingFinished, EventBus
 from crm_core.users import create_user
+from cti.ami_link import QUEUE_STATUS_ITEMS
+from cti.ami_types import ResyncSnapshot
 from cti.bridge import CtiBridge
 from cti.models import Call, ScreenPop
 
@@ -172,3 +174,44 @@ async def test_stop_waits_for_the_360s_in_flight(db: Database, world: dict[str, 
     await bridge.stop()
     assert all(t.done() and not t.cancelled() for t in builds)
     assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+async def test_a_call_begun_while_the_link_was_down_is_adopted_at_resync(
+    world: dict[str, Any], db: Database
+) -> None:
+    """Captured off the real PBX: our link logs in while agent 1001's phone already rings
+    for a call it never saw begin; the resync snapshot comes first, then the live events."""
+    bridge: CtiBridge = world["bridge"]
+    events = load("call_begun_while_disconnected")
+    taken = [e for e in events if e.name in ("CoreShowChannel", *QUEUE_STATUS_ITEMS)]
+    live = [e for e in events if e not in taken]
+    variables = {"MIXMONITOR_FILENAME": "/srv/hotline/x/spool/monitor/in-1796352014.0.wav"}
+    asked: list[tuple[str, str]] = []
+
+    async def channel_variables(server: str, channel: str, names: Any) -> dict[str, str]:
+        asked.append((server, channel))
+        return variables
+
+    bridge.channel_variables = channel_variables
+    channels = tuple(e for e in taken if e.name == "CoreShowChannel")
+    queues = tuple(e for e in taken if e.name in QUEUE_STATUS_ITEMS)
+    snapshot = ResyncSnapshot("pbx1", 2, channels, queues, 0, outage_ns=12_000_000_000)  # type: ignore[arg-type]
+    await bridge.on_resync("pbx1", snapshot)
+    await asyncio.gather(*(c.task for c in bridge.pops.calls.values()))
+    assert asked == [("pbx1", "PJSIP/carrier-00000000")]
+    # A second reconnect while the same phone still rings: no second pop.
+    await bridge.on_resync("pbx1", snapshot)
+    for event in live:
+        bridge.handle_replay("pbx1", event)
+        await bridge.dispatch_pending()
+    await bridge.drain()
+
+    pops = [m for m in world["sink"].to(world["zhang"]) if m.get("type") == "pop"]
+    # One pop (sent again once its 360 is ready: the same pop id).
+    assert len({m["pop"]["id"] for m in pops}) == 1 and pops[0]["pop"]["caller"] == "13905581234"
+    assert world["sink"].to(world["li"]) == []
+    (call,) = await calls(db)
+    assert (call.linkedid, call.outcome, call.queue) == ("1796352014.0", "answered", "hotline")
+    assert call.agent_id == world["zhang"] and call.customer_id == world["customer"]
+    assert call.recording_path == variables["MIXMONITOR_FILENAME"]
+    assert call.queued_at is not None and call.talk_seconds

@@ -161,6 +161,30 @@ def sticky_owner_no_answer_then_queue(
         ami.action("QueuePause", Queue="hotline", Interface="PJSIP/1002", Paused="false")
 
 
+def call_begun_while_disconnected(
+    pbx: PbxUnderTest, ami: AmiTap, work: Path, sipps: list[Sipp]
+) -> None:
+    """Our AMI link is away when the call starts: the transcript begins with the login while
+    agent 1001's phone rings, then the resync (CoreShowChannels, QueueStatus), then the rest
+    of the call (answered, then the caller hangs up)."""
+    transcript = ami.transcript
+    ami.close()
+    work.mkdir(parents=True, exist_ok=True)
+    ami.__dict__.update(AmiTap(pbx.settings, work / "before.txt").__dict__)  # a watcher
+    ami.action("QueuePause", Queue="hotline", Interface="PJSIP/1002", Paused="true")
+    sipps.append(start_phone(pbx, "1001", 5000, work))
+    start = ami.mark()
+    sipps.append(place_call(pbx, work, hold_ms=40000, dtmf="9"))
+    ami.wait_event("AgentCalled", start=start, Interface="PJSIP/1001")
+    ami.close()
+    ami.__dict__.update(AmiTap(pbx.settings, transcript).__dict__)
+    ami.action("CoreShowChannels")
+    ami.action("QueueStatus")
+    ami.wait_event("AgentConnect", start=0, Interface="PJSIP/1001")
+    _carrier_gone(ami, 0)
+    ami.action("QueuePause", Queue="hotline", Interface="PJSIP/1002", Paused="false")
+
+
 SCENARIOS: dict[str, Scenario] = {
     "answered_queue_call": answered_queue_call,
     "ringall_two_agents_one_answers": ringall_one_answers,
@@ -171,6 +195,7 @@ SCENARIOS: dict[str, Scenario] = {
     "asterisk_restart_mid_call": restart_mid_call,
     "sticky_owner_answers": sticky_owner_answers,
     "sticky_owner_no_answer_then_queue": sticky_owner_no_answer_then_queue,
+    "call_begun_while_disconnected": call_begun_while_disconnected,
 }
 
 

@@ -78,8 +78,11 @@ class LiveServer:
 
 
 @contextmanager
-def live_server(pbx: PbxUnderTest, database_url: str, workdir: Path) -> Iterator[LiveServer]:
-    settings = pbx.settings.replace(database_url=database_url, http_port=free_port())
+def live_server(
+    pbx: PbxUnderTest, database_url: str, workdir: Path, **changes: Any
+) -> Iterator[LiveServer]:
+    """`hotline serve` on the test PBX; `changes` are more settings (ami_port=...)."""
+    settings = pbx.settings.replace(database_url=database_url, http_port=free_port(), **changes)
     env = settings_env(settings)
     log = workdir / "server.log"
     with log.open("w") as out:

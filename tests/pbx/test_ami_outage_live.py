@@ -1,0 +1,95 @@
+"""A call that begins while the server's AMI link is down is not lost: real Asterisk, real
+SIPp phones, the real server, with the link cut by a TCP relay the test controls. When the
+link comes back, the resync adopts the call: the ringing agent gets one pop, and the call log
+gets one row, answered by that agent."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ami_tap import AmiTap
+from live_server import AgentBrowser, live_server
+from pbx_harness import CALLER_MOBILE, PbxUnderTest, Sipp, place_call, start_phone
+from sqlalchemy import select
+from tcp_relay import TcpRelay
+from test_pop_live import calls_in, pop_update, ready_pop
+
+from crm_core import migrate
+from crm_core.customers import CustomerService
+from crm_core.db import Database
+from crm_core.models import User
+from crm_core.settings import Settings
+from crm_core.users import ensure_demo_users
+
+pytestmark = [pytest.mark.pbx, pytest.mark.usefixtures("calls_cleared")]
+
+
+@pytest.fixture
+async def crm(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'outage.db'}")
+    await asyncio.to_thread(migrate.upgrade, settings)
+    db = Database.open(settings)
+    await ensure_demo_users(db)
+    customer = await CustomerService(db).create(
+        {"name": "阜阳顺达物流有限公司", "code": "C0000001"}, [CALLER_MOBILE]
+    )
+    async with db.transaction() as session:
+        agent = await session.scalar(select(User.id).where(User.username == "agent1001"))
+    yield {"db": db, "url": settings.database_url, "customer": customer, "agent": agent}
+    await db.close()
+
+
+async def test_call_begun_during_an_ami_outage_pops_once_and_is_logged_once(
+    pbx: PbxUnderTest,
+    crm: dict[str, Any],
+    ami: AmiTap,
+    sipp_processes: list[Sipp],
+    tmp_path: Path,
+) -> None:
+    relay = TcpRelay(pbx.settings.ami_host, pbx.settings.ami_port)
+    await relay.start()
+    with live_server(
+        pbx, crm["url"], tmp_path, ami_port=relay.port, ami_reconnect_max_seconds=1
+    ) as server:
+        agent = AgentBrowser(server, "agent1001")
+        await agent.connect()
+        try:
+            # The server's link is up: the hello carries the queue states it read.
+            await agent.wait_for(lambda m: m.get("type") == "hello" and m["agent_state"])
+            await relay.cut()
+            sipp_processes.append(start_phone(pbx, "1001", 7000, tmp_path))
+            start = ami.mark()
+            sipp_processes.append(place_call(pbx, tmp_path, hold_ms=30000, dtmf="9"))
+            await asyncio.to_thread(
+                ami.wait_event, "AgentCalled", 90, start, Interface="PJSIP/1001"
+            )
+            assert [m for m in agent.messages if m.get("type") == "pop"] == []
+            cut_for = time.monotonic()
+            await relay.start()
+            pop = await agent.wait_for(ready_pop, timeout=30)
+            assert pop["pop"]["state"] == "ringing" and pop["pop"]["caller"] == CALLER_MOBILE
+            assert pop["pop"]["customer_360"]["customer"]["name"] == "阜阳顺达物流有限公司"
+            assert pop["_at"] - cut_for < 10
+            await agent.wait_for(pop_update("connected"), timeout=30)
+            await agent.wait_for(pop_update("ended"), timeout=60)
+        finally:
+            await agent.close()
+            await relay.cut()
+        log = server.log.read_text()
+    popped = {m["pop"]["id"] for m in agent.messages if m.get("type") == "pop"}
+    assert len(popped) == 1
+    rows = await calls_in(crm["db"], 1)
+    assert len(rows) == 1, [(r.linkedid, r.outcome) for r in rows]
+    (call,) = rows
+    assert (call.outcome, call.agent_id, call.customer_id) == (
+        "answered",
+        crm["agent"],
+        crm["customer"].id,
+    )
+    assert call.recording_path and call.talk_seconds
+    assert "1 call(s) that began meanwhile recovered" in log
