@@ -80,4 +80,7 @@ MODULES: tuple[str, ...] = (
     "res_agi.so",
     "res_clioriginate.so",
     "res_manager_devicestate.so",
+    # call records, read back after an AMI outage (cdr_custom.conf)
+    "cdr_custom.so",
+    "func_cdr.so",
 )

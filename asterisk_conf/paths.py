@@ -59,6 +59,11 @@ class PbxPaths:
         return self.host(self.inner("log"))
 
     @property
+    def call_records(self) -> Path:
+        """Asterisk's own call records (cdr_custom.conf), on the host."""
+        return self.log_host / "cdr-custom" / "calls.csv"
+
+    @property
     def console_log(self) -> Path:
         """Asterisk's own stdout/stderr when started by `hotline pbx start`."""
         return self.log_host / "console.log"
@@ -79,7 +84,15 @@ class PbxPaths:
     def instance_dirs(self) -> list[Path]:
         return [
             self.host(self.inner(name))
-            for name in ("run", "spool", "spool/monitor", "spool/outgoing", "lib", "log")
+            for name in (
+                "run",
+                "spool",
+                "spool/monitor",
+                "spool/outgoing",
+                "lib",
+                "log",
+                "log/cdr-custom",
+            )
         ]
 
 

@@ -36,6 +36,7 @@ TEMPLATES = (
     "indications.conf",
     "features.conf",
     "cdr.conf",
+    "cdr_custom.conf",
 )
 
 # Files Asterisk reads at boot and complains about when absent; their defaults suit us.

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from crm_core.db import Database
@@ -30,13 +31,15 @@ from cti.call_events import (
 )
 from cti.db_process import DbProcess, WorkerFailed
 from cti.directory import AgentDirectory
+from cti.outage_recovery import read_records, recovered_calls
 from cti.pop_payload import Extra
 from cti.pops import PopService, PopSink
 from cti.resync_calls import ADOPTED_VARIABLES, SeenCall, seen_calls
 from cti.tracker import AmiEventLike, CallTracker
-from cti.tracker_resync import bring_up_to_date
+from cti.tracker_resync import bring_up_to_date, log_recovered
 
 log = logging.getLogger(__name__)
+RECORDS_MARGIN_S = 15.0
 StateListener = Callable[[str, MemberState], Awaitable[None]]
 # (server, channel, variable names) -> their values: AMI Getvar, given by the composition root.
 ChannelVariables = Callable[[str, str, Sequence[str]], Awaitable[dict[str, str]]]
@@ -59,6 +62,10 @@ class CtiBridge:
         self.agents = AgentStates()
         self.state_listeners: list[StateListener] = []
         self.channel_variables: ChannelVariables | None = None
+        # Where this server's call records (CDR) and recordings are, if this host can read
+        # them: after an outage, calls that began and ended meanwhile are logged from them.
+        self.call_records: Callable[[str], Path | None] | None = None
+        self.recording_of: Callable[[str, str], str | None] | None = None
         self.handled = 0
         self.lag_ns = 0  # of the last event: from its last byte read to handled
 
@@ -155,8 +162,10 @@ class CtiBridge:
             await asyncio.gather(*(self._read_variables(server, s) for s in unknown))
         adopted = [s.linkedid for s in seen if bring_up_to_date(self.tracker, server, s, now)]
         live = {c.headers.get("Linkedid", "") for c in snapshot.channels}
-        ended = self.tracker.resync(server, live)
         outage_ns = getattr(snapshot, "outage_ns", None)
+        if outage_ns:
+            adopted += await self._recover_ended(server, live, now - outage_ns / 1e9)
+        ended = self.tracker.resync(server, live)
         if adopted or ended or outage_ns:
             down = f"down {outage_ns / 1e9:.1f} s" if outage_ns else "new"
             log.warning(
@@ -171,6 +180,23 @@ class CtiBridge:
             )
         await self._dispatch()
         self.agents.resync(server, snapshot.queues)
+
+    async def _recover_ended(self, server: str, live: set[str], since: float) -> list[str]:
+        """Calls that began and ended while the link was down, from the PBX's call records
+        (cti/outage_recovery.py); only where the composition root can reach that file."""
+        path = self.call_records(server) if self.call_records is not None else None
+        if path is None:
+            return []
+        # A few seconds before the drop: the link notices a dead peer only after a ping.
+        records = await asyncio.to_thread(read_records, path, since - RECORDS_MARGIN_S)
+        recovered = []
+        for call in recovered_calls(records):
+            if call.linkedid in live:
+                continue
+            recording = self.recording_of(server, call.linkedid) if self.recording_of else None
+            if log_recovered(self.tracker, server, call, recording):
+                recovered.append(call.linkedid)
+        return recovered
 
     async def _read_variables(self, server: str, seen: SeenCall) -> None:
         """The recording, customer and keyed request of a call we did not see begin."""

@@ -21,6 +21,7 @@ class Outcome(enum.StrEnum):
     MISSED = "missed"
     TRANSFERRED = "transferred"
     FAILED = "failed"
+    UNKNOWN = "unknown"  # recovered after an AMI outage without a record of how it went
 
 
 @dataclass(frozen=True)

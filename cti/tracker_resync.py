@@ -19,6 +19,7 @@ from cti.call_events import (
     Direction,
     RecordingStarted,
 )
+from cti.outage_recovery import RecoveredCall
 from cti.resync_calls import SeenCall, SeenLeg
 from cti.tracker import CallState, CallTracker, Ring, RingState, TrackedCall
 
@@ -105,3 +106,35 @@ def _ring(tracker: CallTracker, call: TrackedCall, leg: SeenLeg, now: float) -> 
     else:
         ring.state = RingState.WITHDRAWN
     return ring
+
+
+def log_recovered(
+    tracker: CallTracker, server: str, recovered: RecoveredCall, recording: str | None
+) -> bool:
+    """A call that began and ended while the link was down (from the PBX's call records):
+    the events its live AMI stream would have raised, from start to end, without a pop (it
+    is over). False when the tracker knows the call already."""
+    key = (server, recovered.linkedid)
+    if key in tracker.calls:
+        return False
+    call = TrackedCall(
+        server=server,
+        linkedid=recovered.linkedid,
+        direction=Direction.INBOUND,
+        caller=recovered.caller,
+        caller_name="",
+        did="",
+        started_at=recovered.started_at,
+    )
+    tracker.calls[key] = call
+    tracker._started(call)
+    if recording:
+        call.recording = recording
+        tracker.emit(RecordingStarted(server, call.linkedid, recording, call.started_at))
+    if recovered.agent_interface and recovered.answered_at is not None:
+        ring_id = f"cdr:{recovered.linkedid}"
+        call.rings[ring_id] = Ring(ring_id, recovered.agent_interface, "", None)
+        tracker._answer(call, ring_id, recovered.agent_interface, "", None, recovered.answered_at)
+    reason = "recovered from the PBX's call records after an AMI outage"
+    tracker.end(call, recovered.outcome, recovered.ended_at, reason=reason)
+    return True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -12,6 +13,7 @@ from agent_desktop.common.guards import authenticate_websocket, current_user
 from agent_desktop.common.ws_hub import PROTOCOL_VERSION, Connection, WebSocketHub
 from agent_desktop.context import AppContext
 from agent_desktop.services import AMI_KEY, BRIDGE_KEY, HUB_KEY
+from asterisk_conf.paths import pbx_paths
 from asterisk_conf.prompts import PROMPTS
 from crm_core.errors import ValidationError
 from cti import call_queries, queue_membership
@@ -163,6 +165,20 @@ def setup(app: web.Application, ctx: AppContext) -> None:
         return found
 
     bridge.channel_variables = channel_variables
+    paths = pbx_paths(ctx.settings)
+
+    def call_records(server: str) -> Path | None:
+        # Only the local PBX's files are on this host (other boxes: AMI only).
+        return paths.call_records if server == ctx.settings.pbx_instance else None
+
+    def recording_of(server: str, linkedid: str) -> str | None:
+        if server != ctx.settings.pbx_instance:
+            return None
+        found = sorted(paths.recordings_host.glob(f"*-in-{linkedid}.wav"))
+        return str(paths.recordings_inner / found[0].name) if found else None
+
+    bridge.call_records = call_records
+    bridge.recording_of = recording_of
     follow_link_requests(ctx.db, ctx.bus)
     follow_surveys(ctx.db, ctx.bus)
 

@@ -25,6 +25,7 @@ OUTCOME_LABELS = {
     "abandoned": "Abandoned",
     "transferred": "Transferred",
     "failed": "Call failed",
+    "unknown": "Outcome unknown",
     "": "In progress",
 }
 

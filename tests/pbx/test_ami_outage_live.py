@@ -93,3 +93,49 @@ async def test_call_begun_during_an_ami_outage_pops_once_and_is_logged_once(
     )
     assert call.recording_path and call.talk_seconds
     assert "1 call(s) that began meanwhile recovered" in log
+
+
+async def test_call_begun_and_ended_during_an_ami_outage_is_logged_from_the_call_records(
+    pbx: PbxUnderTest,
+    crm: dict[str, Any],
+    ami: AmiTap,
+    sipp_processes: list[Sipp],
+    tmp_path: Path,
+) -> None:
+    relay = TcpRelay(pbx.settings.ami_host, pbx.settings.ami_port)
+    await relay.start()
+    with live_server(
+        pbx, crm["url"], tmp_path, ami_port=relay.port, ami_reconnect_max_seconds=1
+    ) as server:
+        agent = AgentBrowser(server, "agent1001")
+        await agent.connect()
+        try:
+            await agent.wait_for(lambda m: m.get("type") == "hello" and m["agent_state"])
+            await relay.cut()
+            sipp_processes.append(start_phone(pbx, "1001", 1000, tmp_path))
+            start = ami.mark()
+            sipps = place_call(pbx, tmp_path, hold_ms=26000, dtmf="9")
+            sipp_processes.append(sipps)
+            connect = await asyncio.to_thread(
+                ami.wait_event, "AgentConnect", 90, start, Interface="PJSIP/1001"
+            )
+            await asyncio.to_thread(
+                ami.wait_event, "Hangup", 60, start, Uniqueid=connect["Uniqueid"]
+            )
+            await relay.start()
+            rows = await calls_in(crm["db"], 1, timeout=30)
+        finally:
+            await agent.close()
+            await relay.cut()
+        log = server.log.read_text()
+    assert [m for m in agent.messages if m.get("type") == "pop"] == []  # it was over
+    assert len(rows) == 1, [(r.linkedid, r.outcome) for r in rows]
+    (call,) = rows
+    assert call.linkedid == connect["Linkedid"] and call.number == CALLER_MOBILE
+    assert (call.outcome, call.agent_id, call.customer_id) == (
+        "answered",
+        crm["agent"],
+        crm["customer"].id,
+    )
+    assert call.talk_seconds and call.talk_seconds > 1 and call.recording_path
+    assert "1 call(s) that began meanwhile recovered" in log
