@@ -1,6 +1,11 @@
 """Screen-pop latency on the real local Asterisk: AgentCalled on AMI → pop on the agent's WebSocket.
 
     .venv/bin/python bench/pop_latency_pbx.py [--rate 5] [--seconds 20] [--agents 40]
+    .venv/bin/python bench/pop_latency_pbx.py --route sticky   # the owner's phone, no queue
+
+--route sticky: every caller's customer is owned by an agent (round robin), so the dialplan
+dials that agent directly (Dial, not Queue) and the ring is the caller leg's DialBegin; its
+AMI read is the clock's start instead of AgentCalled's (the same place in the event order).
 
 Needs root and the tools of the real-PBX tests (`hotline pbx install`, sip-tester). Everything
 is real: its own Asterisk instance ("bench-pop", ports offset by 23000, so it never meets the
@@ -63,7 +68,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import websockets  # noqa: E402
-from sqlalchemy import func, select  # noqa: E402
+from sqlalchemy import func, select, update  # noqa: E402
 from websockets.asyncio.client import ClientConnection  # noqa: E402
 
 from agent_desktop import schema  # noqa: E402
@@ -73,7 +78,7 @@ from asterisk_conf.process import read_pid  # noqa: E402
 from crm_core import migrate  # noqa: E402
 from crm_core.db import Database  # noqa: E402
 from crm_core.lookup import NumberLookup  # noqa: E402
-from crm_core.models import Customer, PhoneNumber  # noqa: E402
+from crm_core.models import Customer, PhoneNumber, User  # noqa: E402
 from crm_core.seed import seed_customers  # noqa: E402
 from crm_core.settings import Settings  # noqa: E402
 from crm_core.users import create_user  # noqa: E402
@@ -124,11 +129,14 @@ def agent_rows(count: int) -> list[dict[str, str]]:
     ]
 
 
-async def prepare_crm(path: Path, customers: int, agents: list[dict[str, str]]) -> list[str]:
+async def prepare_crm(
+    path: Path, customers: int, agents: list[dict[str, str]], sticky: bool = False
+) -> list[str]:
     """A fresh database with seeded customers and the agents; returns callers' numbers.
 
     Callers are mobiles that the IVR lookup resolves to exactly one VIP customer with no
-    owning agent (an owner would be dialled directly, outside the queue: no AgentCalled)."""
+    owning agent (an owner is dialled directly, outside the queue: no AgentCalled). With
+    `sticky`, each of those customers is then given an owner, agents in turn."""
     settings = Settings(database_url=f"sqlite+aiosqlite:///{path}")
     await asyncio.to_thread(migrate.upgrade, settings)
     db = Database.open(settings)
@@ -149,6 +157,8 @@ async def prepare_crm(path: Path, customers: int, agents: list[dict[str, str]]) 
             numbers = [
                 n.removeprefix("+86") for n in (await conn.execute(unique_mobiles)).scalars()
             ]
+        if sticky:
+            await own_callers(db, numbers, [row["username"] for row in agents])
         # Ask the same code the IVR asks, so no caller is routed differently than assumed.
         async with NumberLookup(settings) as finder:
             directory = CustomerDirectory(db, finder)
@@ -158,8 +168,23 @@ async def prepare_crm(path: Path, customers: int, agents: list[dict[str, str]]) 
     return [
         n
         for n, m in zip(numbers, matches, strict=True)
-        if m.profile is not None and m.profile.vip and not m.profile.owner_interface
+        if m.profile is not None and m.profile.vip and bool(m.profile.owner_interface) == sticky
     ]
+
+
+async def own_callers(db: Database, numbers: list[str], usernames: list[str]) -> None:
+    """Each caller's customer gets an owning agent, agents in turn."""
+    async with db.transaction() as session:
+        ids = dict((await session.execute(select(User.username, User.id))).all())
+        for n, number in enumerate(numbers):
+            customer = await session.scalar(
+                select(PhoneNumber.customer_id).where(PhoneNumber.e164 == f"+86{number}")
+            )
+            await session.execute(
+                update(Customer)
+                .where(Customer.id == customer)
+                .values(owner_id=ids[usernames[n % len(usernames)]])
+            )
 
 
 # -- the PBX, the phones and the server -------------------------------------------------------
@@ -307,19 +332,35 @@ def wait_healthy(server: Server, timeout: float = 60) -> None:
 
 # -- the AgentCalled clock and the agents' browsers -------------------------------------------
 class StampedTap(AmiTap):
-    """AmiTap that notes when each AgentCalled frame came off its socket."""
+    """AmiTap that notes when each ring's frame came off its socket: AgentCalled for a queue,
+    or (sticky) the caller leg's DialBegin to an agent phone, given the agent's MemberName."""
 
-    def __init__(self, settings: Settings, transcript: Path) -> None:
+    def __init__(
+        self, settings: Settings, transcript: Path, members: dict[str, str] | None = None
+    ) -> None:
         self.rings: list[tuple[float, Event]] = []  # before super(): its thread starts there
+        self.members = members  # sticky: phone interface -> username
         super().__init__(settings, transcript)
+
+    def is_ring(self, event: Event) -> bool:
+        if self.members is None:
+            return event.get("Event") == "AgentCalled"
+        return (
+            event.get("Event") == "DialBegin"
+            and event.get("Channel", "").startswith("PJSIP/carrier-")
+            and event.get("DestChannel", "").rsplit("-", 1)[0] in self.members
+        )
 
     def _frame(self, text: str) -> None:
         read_at = time.time()  # the frame was read from the socket microseconds ago
         before = len(self.events)
         super()._frame(text)
         # Only this thread appends events, so a new last event is this frame's.
-        if len(self.events) > before and self.events[-1].get("Event") == "AgentCalled":
-            self.rings.append((read_at, self.events[-1]))
+        if len(self.events) > before and self.is_ring(self.events[-1]):
+            event = self.events[-1]
+            if self.members is not None:
+                event["MemberName"] = self.members[event["DestChannel"].rsplit("-", 1)[0]]
+            self.rings.append((read_at, event))
 
 
 @dataclass
@@ -489,7 +530,7 @@ async def warm_up(rig: Rig, tabs: dict[str, AgentTab], caller: str) -> float:
     entry = await next_event(rig.tap, is_carrier_entry, mark)
     linkedid = entry["Linkedid"]
     ring = await next_event(
-        rig.tap, lambda e: e.get("Event") == "AgentCalled" and e.get("Linkedid") == linkedid, mark
+        rig.tap, lambda e: rig.tap.is_ring(e) and e.get("Linkedid") == linkedid, mark
     )
     tab = tabs.get(ring.get("MemberName", ""))
     if tab is None or not await tab.wait_pop(linkedid, 10):
@@ -676,7 +717,8 @@ def bench(args: argparse.Namespace) -> int:
     schema.prepare()
     agents = agent_rows(args.agents)
     db_path = WORKDIR / "crm.db"
-    callers = asyncio.run(prepare_crm(db_path, args.customers, agents))
+    sticky = args.route == "sticky"
+    callers = asyncio.run(prepare_crm(db_path, args.customers, agents, sticky))
     needed = round(args.rate * args.seconds) + 1
     if len(callers) < needed:
         raise BenchError(f"{len(callers)} usable VIP callers for {needed} calls: raise --customers")
@@ -692,7 +734,8 @@ def bench(args: argparse.Namespace) -> int:
             phones.append(start_phone(pbx, endpoint, RING_MS, WORKDIR))
             stack.callback(phones[-1].stop)
         server = stack.enter_context(hotline_serve(pbx, f"sqlite+aiosqlite:///{db_path}", WORKDIR))
-        tap = StampedTap(pbx.settings, WORKDIR / "ami.txt")
+        members = {row["phone_interface"]: row["username"] for row in agents} if sticky else None
+        tap = StampedTap(pbx.settings, WORKDIR / "ami.txt", members)
         stack.callback(tap.close)
         rig = Rig(pbx, server, tap, phones, stack)
         run = asyncio.run(measure(args, rig, agents, callers[:needed]))
@@ -708,6 +751,12 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="how long to place calls")
     parser.add_argument("--agents", type=int, default=40, help="agent phones and tabs")
     parser.add_argument("--customers", type=int, default=2000)
+    parser.add_argument(
+        "--route",
+        choices=("queue", "sticky"),
+        default="queue",
+        help="queue: the vip queue rings a free agent; sticky: the customer's own agent",
+    )
     args = parser.parse_args()
     busy = args.rate * (RING_MS / 1000 + TALK_MS / 1000 + WRAPUP_S)
     if args.agents < busy:

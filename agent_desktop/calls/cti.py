@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
 
+from agent_desktop.calls.desk_socket import wire_hub
+from agent_desktop.calls.pbx_access import give_pbx_access
 from agent_desktop.common.guards import authenticate_websocket, current_user
-from agent_desktop.common.ws_hub import PROTOCOL_VERSION, Connection, WebSocketHub
+from agent_desktop.common.ws_hub import WebSocketHub
 from agent_desktop.context import AppContext
 from agent_desktop.services import AMI_KEY, BRIDGE_KEY, HUB_KEY
-from asterisk_conf.paths import pbx_paths
 from asterisk_conf.prompts import PROMPTS
 from crm_core.errors import ValidationError
 from cti import call_queries, queue_membership
-from cti.agent_state import MemberState
 from cti.agi_handlers import build_agi_server
 from cti.ami_client import AmiClient, servers_from_settings
 from cti.bridge import CtiBridge
@@ -153,77 +152,11 @@ def setup(app: web.Application, ctx: AppContext) -> None:
     )
     app[HUB_KEY], app[BRIDGE_KEY], app[AMI_KEY] = hub, bridge, ami
 
-    async def channel_variables(server: str, channel: str, names: Sequence[str]) -> dict[str, str]:
-        found = {}
-        for name in names:
-            reply = await ami.action(
-                server, {"Action": "Getvar", "Channel": channel, "Variable": name}, timeout=2.0
-            )
-            value = reply.headers.get("Value", "")
-            if value:
-                found[name] = value
-        return found
-
-    bridge.channel_variables = channel_variables
-    paths = pbx_paths(ctx.settings)
-
-    def call_records(server: str) -> Path | None:
-        # Only the local PBX's files are on this host (other boxes: AMI only).
-        return paths.call_records if server == ctx.settings.pbx_instance else None
-
-    def recording_of(server: str, linkedid: str) -> str | None:
-        if server != ctx.settings.pbx_instance:
-            return None
-        found = sorted(paths.recordings_host.glob(f"*-in-{linkedid}.wav"))
-        return str(paths.recordings_inner / found[0].name) if found else None
-
-    bridge.call_records = call_records
-    bridge.recording_of = recording_of
+    give_pbx_access(bridge, ami, ctx.settings)
     follow_link_requests(ctx.db, ctx.bus)
     follow_surveys(ctx.db, ctx.bus)
 
-    async def hello(conn: Connection) -> list[dict[str, Any]]:
-        agent = bridge.directory.by_id(conn.user_id)
-        members = bridge.agents.for_interface(agent.interface or "") if agent else []
-        return [
-            {
-                "v": PROTOCOL_VERSION,
-                "type": "hello",
-                "user_id": conn.user_id,
-                "pops": bridge.pops.active_for(conn.user_id),
-                "agent_state": [m.as_dict() for m in members],
-            }
-        ]
-
-    async def ack(conn: Connection, message: dict[str, Any]) -> dict[str, Any] | None:
-        ok = bridge.pops.receipt(
-            conn.user_id, str(message.get("pop_id")), str(message.get("stage"))
-        )
-        return (
-            None
-            if ok
-            else {
-                "v": PROTOCOL_VERSION,
-                "type": "error",
-                "error_id": "bad_ack",
-                "message": "unknown pop or stage (delivered|displayed)",
-            }
-        )
-
-    async def ping(conn: Connection, message: dict[str, Any]) -> dict[str, Any]:
-        return {"v": PROTOCOL_VERSION, "type": "pong", "t": message.get("t")}
-
-    async def push_state(server: str, member: MemberState) -> None:
-        agent = await bridge.directory.resolve(member.interface, member.member_name)
-        if agent is not None:
-            await hub.send_to_user(
-                agent.user_id,
-                {"v": PROTOCOL_VERSION, "type": "agent.state", "member": member.as_dict()},
-            )
-
-    hub.on_connect.append(hello)
-    hub.handlers.update({"ack": ack, "ping": ping})
-    bridge.state_listeners.append(push_state)
+    wire_hub(hub, bridge)
 
     agi = build_agi_server(
         ctx.settings,

@@ -191,6 +191,39 @@ async def timeline(
         )
         for t in transitions
     ]
+    entries += _call_entries(calls, names, shown, playable)
+    entries += [
+        TimelineEntry(
+            m.created_at,
+            "sms_out",
+            "sms",
+            m.id,
+            m.provider_status or m.state,
+            text(m.body),
+            shown(m.to),
+        )
+        for m in outgoing
+    ]
+    entries += [
+        TimelineEntry(
+            m.received_at,
+            "sms_in",
+            "sms",
+            m.id,
+            m.outcome or "",
+            text(m.body),
+            shown(m.from_number),
+        )
+        for m in incoming
+    ]
+    return sorted(entries, key=lambda e: (e.at, e.kind != "transition"))
+
+
+def _call_entries(
+    calls: list[Call], names: dict[int, str], shown: Any, playable: set[int]
+) -> list[TimelineEntry]:
+    """Each call of the request, and its recording (with playback where it may be heard)."""
+    entries = []
     for call in calls:
         entries.append(
             TimelineEntry(
@@ -220,28 +253,4 @@ async def timeline(
                     f"/recordings/call/{call.id}" if call.id in playable else None,
                 )
             )
-    entries += [
-        TimelineEntry(
-            m.created_at,
-            "sms_out",
-            "sms",
-            m.id,
-            m.provider_status or m.state,
-            text(m.body),
-            shown(m.to),
-        )
-        for m in outgoing
-    ]
-    entries += [
-        TimelineEntry(
-            m.received_at,
-            "sms_in",
-            "sms",
-            m.id,
-            m.outcome or "",
-            text(m.body),
-            shown(m.from_number),
-        )
-        for m in incoming
-    ]
-    return sorted(entries, key=lambda e: (e.at, e.kind != "transition"))
+    return entries
