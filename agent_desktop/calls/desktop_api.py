@@ -1,4 +1,4 @@
-"""JSON endpoints the agent desktop needs beyond the CTI ones (cti_feature.py):
+"""JSON endpoints the agent desktop needs beyond the CTI ones (calls/cti.py):
 
 - POST /api/customers/duplicates {name, phone, address?}: the live duplicate warning of the
   quick-create form. Only customers in the user's scope are named; others are only counted.

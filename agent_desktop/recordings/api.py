@@ -21,6 +21,7 @@ from agent_desktop.common.pages import add_nav, locale_of, render
 from agent_desktop.common.sessions import SessionUser
 from agent_desktop.context import CONTEXT_KEY, AppContext
 from agent_desktop.recordings.wiring import RUNTIME_KEY, build_runtime, lifecycle
+from agent_desktop.services import BRIDGE_KEY
 from crm_core.errors import ValidationError
 from cti.call_queries import survey_scores
 from recordings import qa, queries
@@ -265,8 +266,6 @@ async def purge_now(request: web.Request) -> web.Response:
 def _live_call(request: web.Request, linkedid: str | None) -> tuple[str, str]:
     """The caller's live call: the given Linkedid if this agent's phone is connected to it,
     or else the call their phone is connected to now."""
-    from agent_desktop.services import BRIDGE_KEY
-
     user = current_user(request)
     server = _ctx(request).settings.pbx_instance
     bridge = request.app[BRIDGE_KEY]

@@ -16,6 +16,7 @@ from aiohttp import web
 from sqlalchemy import exists, select, update
 
 from agent_desktop.context import AppContext
+from agent_desktop.services import AMI_KEY, HUB_KEY
 from asterisk_conf.paths import pbx_paths
 from crm_core.events import CallLinkedToRequest, CallRecordingFinished
 from cti.models import Call
@@ -104,10 +105,8 @@ RUNTIME_KEY = web.AppKey("recordings_runtime", RecordingsRuntime)
 
 
 def build_runtime(app: web.Application, ctx: AppContext) -> RecordingsRuntime:
-    # Imported here: cti_feature imports the CTI stack; the keys are only read at run time,
-    # because cti_feature.setup runs after this feature's.
-    from agent_desktop.services import AMI_KEY, HUB_KEY
-
+    # AMI_KEY and HUB_KEY are read at run time only: the calls feature, which puts the AMI
+    # client and the hub on the app, is set up after this one.
     settings = ctx.settings
     paths = pbx_paths(settings)
 

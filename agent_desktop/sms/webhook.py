@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from sqlalchemy import select
 
+from agent_desktop.common.guards import mark_public, require_roles
 from agent_desktop.context import CONTEXT_KEY, AppContext
 from agent_desktop.services import Ticketing, ticketing_for
 from crm_core.errors import HotlineError
@@ -198,7 +199,6 @@ OUTBOX_PAGE = """<!doctype html><html lang="zh-CN"><meta charset="utf-8">
 
 async def outbox_page(request: web.Request) -> web.Response:
     """Every recent outgoing SMS: with the local backend this is where messages "arrive"."""
-    from agent_desktop.common.guards import require_roles
 
     @require_roles("admin", "supervisor")
     async def page(request: web.Request) -> web.Response:
@@ -230,7 +230,6 @@ async def outbox_page(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application, ctx: AppContext) -> None:
-    from agent_desktop.common.guards import mark_public
 
     app.router.add_get("/dev/sms", outbox_page)
     mark_public(app, INBOUND_PATH)

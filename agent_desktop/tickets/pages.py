@@ -1,5 +1,5 @@
 """Ticketing pages: the request list, the create form (from a call or a customer), and one
-request's page with its timeline. Writes go through the JSON API (ticketing_api.py) from
+request's page with its timeline. Writes go through the JSON API (tickets/api.py) from
 static/tickets.js, so the rules and the object-level checks exist once.
 
 Review queue, dispatch board and follow-ups are in work.py, reports in reports.py; the

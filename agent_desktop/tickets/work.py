@@ -16,7 +16,9 @@ from sqlalchemy import select
 
 from agent_desktop.common.access import sees_full_numbers
 from agent_desktop.common.guards import current_user, require_roles
+from agent_desktop.common.pages import add_nav
 from agent_desktop.context import CONTEXT_KEY, AppContext
+from agent_desktop.services import AMI_KEY
 from agent_desktop.tickets.api import _body, _int, _my_follow_up, _visible
 from agent_desktop.tickets.data import (
     customers_by_id,
@@ -144,7 +146,6 @@ async def dial_request(request: web.Request) -> web.Response:
 
 
 async def _dial_customer(request: web.Request, row: ServiceRequest) -> web.Response:
-    from agent_desktop.services import AMI_KEY
 
     user, ctx = current_user(request), request.app[CONTEXT_KEY]
     body = await _body(request)
@@ -169,7 +170,6 @@ async def _dial_customer(request: web.Request, row: ServiceRequest) -> web.Respo
 
 
 def setup(app: web.Application, ctx: AppContext) -> None:
-    from agent_desktop.common.pages import add_nav
 
     router = app.router
     router.add_get("/tickets/review", review_page)

@@ -25,8 +25,10 @@ from agent_desktop.common.errors import Forbidden
 from agent_desktop.common.guards import authenticate_websocket, current_user, require_roles
 from agent_desktop.common.pages import add_nav, render, translator
 from agent_desktop.context import AppContext
+from agent_desktop.services import BRIDGE_KEY
 from crm_core.db import Database
 from crm_core.models import User
+from cti.wallboard import Wallboard
 
 log = logging.getLogger(__name__)
 ROLES = ("supervisor", "admin")
@@ -193,10 +195,6 @@ async def wallboard_json(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application, ctx: AppContext) -> None:
-    # Imported here: the CTI feature owns the bridge (tracker, agent states).
-    from agent_desktop.services import BRIDGE_KEY
-    from cti.wallboard import Wallboard
-
     holder: dict[str, Wallboard] = {}
 
     async def snapshot() -> dict[str, Any]:

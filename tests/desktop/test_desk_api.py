@@ -1,4 +1,4 @@
-"""The desktop's JSON endpoints (desktop_api.py) and the wallboard (wallboard_feature.py):
+"""The desktop's JSON endpoints (calls/desktop_api.py) and the wallboard (wallboard/live.py):
 authentication, CSRF, object scope with audit, bad input."""
 
 from __future__ import annotations

@@ -17,18 +17,16 @@ from typing import Any
 
 import pytest
 from live_server import AgentBrowser, LiveServer, live_server
+from pbx_crm import demo_crm
 from pbx_harness import CALLER_MOBILE, PbxUnderTest, Sipp, place_call, start_carrier_phone
 from pbx_harness import start_phone as phone
 from sqlalchemy import select
 from test_ivr_identify import UNKNOWN_CALLER, _ivr_call
 from test_pop_live import pop_update, ready_pop
 
-from crm_core import migrate
 from crm_core.customers import CustomerService
 from crm_core.db import Database
-from crm_core.models import PhoneNumber, User
-from crm_core.settings import Settings
-from crm_core.users import ensure_demo_users
+from crm_core.models import PhoneNumber
 from cti.models import Call
 from recordings.models import Recording
 
@@ -37,26 +35,8 @@ pytestmark = [pytest.mark.pbx, pytest.mark.usefixtures("calls_cleared")]
 
 @pytest.fixture
 async def crm(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
-    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'links.db'}")
-    await asyncio.to_thread(migrate.upgrade, settings)
-    db = Database.open(settings)
-    await ensure_demo_users(db)
-    customer = await CustomerService(db).create(
-        {"name": "阜阳顺达物流有限公司", "code": "C0000001", "region": "华东"}, [CALLER_MOBILE]
-    )
-    async with db.transaction() as session:
-        users = {u.username: u.id for u in (await session.scalars(select(User))).all()}
-        phone_id = await session.scalar(
-            select(PhoneNumber.id).where(PhoneNumber.customer_id == customer.id)
-        )
-    yield {
-        "db": db,
-        "url": settings.database_url,
-        "customer": customer,
-        "users": users,
-        "phone_id": phone_id,
-    }
-    await db.close()
+    async with demo_crm(tmp_path / "links.db") as crm:
+        yield crm
 
 
 @pytest.fixture(autouse=True)

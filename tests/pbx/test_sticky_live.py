@@ -14,16 +14,9 @@ from typing import Any
 
 import pytest
 from live_server import AgentBrowser, LiveServer, live_server, pops
+from pbx_crm import demo_crm
 from pbx_harness import CALLER_MOBILE, PbxUnderTest, Sipp, place_call, start_phone
-from sqlalchemy import select
 from test_pop_live import browsers, calls_in, member_update, pop_update, ready_pop
-
-from crm_core import migrate
-from crm_core.customers import CustomerService
-from crm_core.db import Database
-from crm_core.models import User
-from crm_core.settings import Settings
-from crm_core.users import ensure_demo_users
 
 pytestmark = [pytest.mark.pbx, pytest.mark.usefixtures("calls_cleared")]
 OWNER = "agent1002"
@@ -31,19 +24,8 @@ OWNER = "agent1002"
 
 @pytest.fixture
 async def crm(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
-    """A fresh SQLite CRM: the demo agents and one customer owned by agent1002."""
-    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'sticky.db'}")
-    await asyncio.to_thread(migrate.upgrade, settings)
-    db = Database.open(settings)
-    await ensure_demo_users(db)
-    async with db.transaction() as session:
-        users = {u.username: u.id for u in (await session.scalars(select(User))).all()}
-    customer = await CustomerService(db).create(
-        {"name": "阜阳顺达物流有限公司", "code": "C0000001", "owner_id": users[OWNER]},
-        [CALLER_MOBILE],
-    )
-    yield {"db": db, "url": settings.database_url, "customer": customer, "users": users}
-    await db.close()
+    async with demo_crm(tmp_path / "sticky.db", owner=OWNER) as crm:
+        yield crm
 
 
 @pytest.fixture

@@ -22,16 +22,14 @@ from typing import Any
 import pytest
 from ami_tap import AmiTap
 from live_server import LiveServer, live_server
+from pbx_crm import demo_crm
 from pbx_harness import CALLER_MOBILE, PbxUnderTest, Sipp, start_phone
 from sqlalchemy import select
 
-from crm_core import migrate
-from crm_core.customers import CustomerService
 from crm_core.db import Database
 from crm_core.events import EventBus
 from crm_core.models import PhoneNumber, User
-from crm_core.settings import Settings
-from crm_core.users import create_user, ensure_demo_users
+from crm_core.users import create_user
 from cti.models import Call
 from sms_gateway.outbox import enqueue_notice
 from ticketing.context import TicketingContext
@@ -51,17 +49,8 @@ TECH_MOBILE = "+8613800000001"
 
 @pytest.fixture
 async def crm(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
-    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'survey.db'}")
-    await asyncio.to_thread(migrate.upgrade, settings)
-    db = Database.open(settings)
-    await ensure_demo_users(db)
-    customer = await CustomerService(db).create(
-        {"name": "阜阳顺达物流有限公司", "code": "C0000001", "region": "华东"}, [CALLER_MOBILE]
-    )
-    async with db.transaction() as session:
-        users = {u.username: u.id for u in (await session.scalars(select(User))).all()}
-    yield {"db": db, "url": settings.database_url, "customer": customer, "users": users}
-    await db.close()
+    async with demo_crm(tmp_path / "survey.db") as crm:
+        yield crm
 
 
 @pytest.fixture(autouse=True)
