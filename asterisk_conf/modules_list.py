@@ -81,6 +81,7 @@ MODULES: tuple[str, ...] = (
     "res_clioriginate.so",
     "res_manager_devicestate.so",
     # call records, read back after an AMI outage (cdr_custom.conf)
+    "res_cdrel_custom.so",  # Asterisk 22: the custom CDR/CEL writer cdr_custom.so needs
     "cdr_custom.so",
     "func_cdr.so",
 )

@@ -285,7 +285,7 @@ class ServerLink:
                 helpers.append(asyncio.create_task(self._resync(self.connections)))
             await asyncio.shield(reader_task)
         finally:
-            if self._ready:  # a logged-in session ended: the outage starts now
+            if self._ready:  # a logged-in session ended (not by EOF): the outage starts now
                 self.lost_at_ns = time.monotonic_ns()
             self._ready = False
             self._ready_event.clear()
@@ -336,6 +336,8 @@ class ServerLink:
             log.info("AMI %s: read failed: %s", self.server.name, exc)
         finally:
             log.info("AMI %s: connection closed", self.server.name)
+            if self._ready:  # a logged-in session ended: the outage starts now
+                self.lost_at_ns = time.monotonic_ns()
             self._ready = False
             self._fail_pending()
 

@@ -191,7 +191,9 @@ class CtiBridge:
         records = await asyncio.to_thread(read_records, path, since - RECORDS_MARGIN_S)
         recovered = []
         for call in recovered_calls(records):
-            if call.linkedid in live:
+            # Only calls that began during the outage: one that began before it was seen (or
+            # belongs to an earlier run of this process) and is not ours to log again.
+            if call.linkedid in live or call.started_at < since - RECORDS_MARGIN_S:
                 continue
             recording = self.recording_of(server, call.linkedid) if self.recording_of else None
             if log_recovered(self.tracker, server, call, recording):

@@ -221,7 +221,7 @@ async def test_connects_logs_in_resyncs_and_delivers_events(
         assert client.connected("fake")
         assert client.connections("fake") == 1
     snapshot = recorder.snapshots[0]
-    assert snapshot.connection == 1
+    assert snapshot.connection == 1 and snapshot.outage_ns is None  # nothing was lost yet
     assert [c["Channel"] for c in snapshot.channels] == ["PJSIP/carrier-00000001"]
     assert [q.name for q in snapshot.queues] == ["QueueParams", "QueueMember"]
     assert recorder.order[:2] == ["FullyBooted", "resync"]
@@ -299,6 +299,8 @@ async def test_server_close_reconnects_with_backoff_and_resyncs_again(
         assert client.connected("fake")
     second = recorder.snapshots[1]
     assert second.connection == 2
+    # From the drop to the new snapshot: the outage the bridge recovers calls from.
+    assert second.outage_ns is not None and 0 < second.outage_ns < 60 * 10**9
     assert [c["Channel"] for c in second.channels] == fake.channels
     # nothing from the first connection was sent again on the second
     assert [a["Action"] for a in fake.actions[1]][:3] == [
