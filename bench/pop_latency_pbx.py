@@ -340,6 +340,7 @@ class StampedTap(AmiTap):
     ) -> None:
         self.rings: list[tuple[float, Event]] = []  # before super(): its thread starts there
         self.members = members  # sticky: phone interface -> username
+        self.queued: set[str] = set()  # sticky: calls that went to a queue (owner busy)
         super().__init__(settings, transcript)
 
     def is_ring(self, event: Event) -> bool:
@@ -349,6 +350,7 @@ class StampedTap(AmiTap):
             event.get("Event") == "DialBegin"
             and event.get("Channel", "").startswith("PJSIP/carrier-")
             and event.get("DestChannel", "").rsplit("-", 1)[0] in self.members
+            and event.get("Linkedid") not in self.queued  # a queue's ring, not the owner's
         )
 
     def _frame(self, text: str) -> None:
@@ -356,6 +358,8 @@ class StampedTap(AmiTap):
         before = len(self.events)
         super()._frame(text)
         # Only this thread appends events, so a new last event is this frame's.
+        if len(self.events) > before and self.events[-1].get("Event") == "QueueCallerJoin":
+            self.queued.add(self.events[-1].get("Linkedid", ""))
         if len(self.events) > before and self.is_ring(self.events[-1]):
             event = self.events[-1]
             if self.members is not None:
