@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from agent_desktop.auth import csrf
+import agent_desktop.auth.csrf as csrf
 from agent_desktop.auth.logins import Attempt, LoginSuccess, attempt_login
 from agent_desktop.common import sessions
 from agent_desktop.common.audit import audit

@@ -13,7 +13,7 @@ from functools import lru_cache
 
 from sqlalchemy import select
 
-from agent_desktop.auth import lockout
+import agent_desktop.auth.lockout as lockout
 from agent_desktop.common import sessions
 from agent_desktop.common.audit import audit
 from agent_desktop.common.errors import AccountLocked, BadCredentials, IpNotAllowed, TooManyAttempts

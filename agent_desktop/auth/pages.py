@@ -6,7 +6,8 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from agent_desktop.auth import csrf, lockout
+import agent_desktop.auth.csrf as csrf
+import agent_desktop.auth.lockout as lockout
 from agent_desktop.auth.api import log_in, log_out
 from agent_desktop.common import sessions
 from agent_desktop.common.audit import audit

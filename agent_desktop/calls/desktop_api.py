@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import extract, false, select
 
-from agent_desktop.calls import sla_reminders
+import agent_desktop.calls.sla_reminders as sla_reminders
 from agent_desktop.common.access import can_see_customer, customer_for, customer_scope, refuse
 from agent_desktop.common.audit import audit
 from agent_desktop.common.guards import current_user, require_roles
