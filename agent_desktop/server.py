@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from sqlalchemy import text
 
-from agent_desktop import auth, calls, customers, recordings, sms, tickets, wallboard
+from agent_desktop import admin, auth, calls, customers, recordings, sms, tickets, wallboard
 from agent_desktop.common import pages
 from agent_desktop.context import CONTEXT_KEY, DB_KEY, AppContext, Feature
 from crm_core.db import Database
@@ -43,6 +43,7 @@ def features() -> list[Feature]:
         sms.setup,
         tickets.setup,
         wallboard.setup,
+        admin.setup,
     ]
 
 

@@ -26,7 +26,7 @@ def cmd_install(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_start(settings: Settings, args: argparse.Namespace) -> int:
     agents = service.agents_for(settings, args.agents)
-    outcome = service.start(settings, agents)
+    outcome = service.start(settings, agents, service.queues_for(settings, args.agents))
     if outcome.already_running:
         _say(f"already running (pid {outcome.pid}); use `hotline pbx reload` to apply changes")
         return 0
@@ -52,11 +52,13 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_reload(settings: Settings, args: argparse.Namespace) -> int:
-    outcome = service.reload(settings, service.agents_for(settings, args.agents))
+    agents = service.agents_for(settings, args.agents)
+    outcome = service.reload(settings, agents, service.queues_for(settings, args.agents))
     if not outcome.changed:
         _say("configuration unchanged; nothing to reload")
     else:
-        _say("configuration rendered and reloaded; calls in progress continue")
+        done = "; ".join(outcome.commands)
+        _say(f"configuration rendered and reloaded ({done}); calls in progress continue")
     for name in outcome.restart_needed:
         _say(f"{name}: an address or port changed; it takes effect on `stop` then `start`")
     return 0
@@ -64,7 +66,8 @@ def cmd_reload(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_render(settings: Settings, args: argparse.Namespace) -> int:
     paths = pbx_paths(settings)
-    changed = render_config(settings, paths, service.agents_for(settings, args.agents))
+    agents = service.agents_for(settings, args.agents)
+    changed = render_config(settings, paths, agents, service.queues_for(settings, args.agents))
     _say(f"{'wrote' if changed else 'unchanged'}: {paths.etc_link.resolve()}")
     return 0
 

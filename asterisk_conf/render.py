@@ -18,7 +18,7 @@ from typing import Any
 
 import jinja2
 
-from asterisk_conf.agents import AgentEndpoint
+from asterisk_conf.agents import AgentEndpoint, safe_text
 from asterisk_conf.modules_list import MODULES
 from asterisk_conf.paths import DATA_DIR, MODULES_DIR, PROMPT_LANGUAGE, PbxPaths
 from asterisk_conf.validate import check_settings, phone_ports
@@ -57,18 +57,98 @@ class QueueSpec:
     wrapup_seconds: int
     weight: int
     tiered: bool
+    ring_seconds: int = 15
+    max_wait_seconds: int = 900
+    announce_position: bool = False
+    announce_frequency: int = 0
 
     def penalty(self, index: int) -> int:
         """Tiered queues ring the first agents first and reach later ones after a delay."""
         return index if self.tiered else 0
 
+    def members(self, agents: list[AgentEndpoint]) -> list[tuple[AgentEndpoint, int]]:
+        """(agent, penalty) of every member, in extension order."""
+        chosen = []
+        for index, agent in enumerate(sorted(agents, key=lambda a: a.extension)):
+            penalty = agent.penalty_in(self.name, index, self.tiered)
+            if penalty is not None:
+                chosen.append((agent, penalty))
+        return chosen
 
-def queue_specs(settings: Settings) -> list[QueueSpec]:
-    wrapup = 2 if settings.pbx_mode == "test" else 10
+
+@dataclass(frozen=True)
+class QueueRow:
+    """A queue as the CRM stores it; empty timings take the PBX mode's defaults."""
+
+    name: str
+    display_name: str
+    strategy: str
+    ring_seconds: int | None = None
+    wrapup_seconds: int | None = None
+    max_wait_seconds: int | None = None
+    weight: int = 0
+    announce_position: bool = False
+    announce_frequency: int = 0
+
+
+BUILT_IN_QUEUES = (
+    QueueRow("hotline", "everyone's calls; all free agents ring", "ringall"),
+    QueueRow("vip", "VIP and owned customers; agents in turn", "linear", weight=10),
+)
+# The dialplan routes to these by name (hotline-queue); they can be edited, never removed.
+ROUTED_QUEUES = frozenset(q.name for q in BUILT_IN_QUEUES)
+
+
+def queue_specs(settings: Settings, rows: list[QueueRow] | None = None) -> list[QueueSpec]:
+    test_mode = settings.pbx_mode == "test"
+    wrapup, ring, max_wait = (2, 8, 300) if test_mode else (10, 15, 900)
+    chosen = list(BUILT_IN_QUEUES) if rows is None else rows
     return [
-        QueueSpec("hotline", "everyone's calls; all free agents ring", "ringall", wrapup, 0, False),
-        QueueSpec("vip", "VIP and owned customers; agents in turn", "linear", wrapup, 10, False),
+        QueueSpec(
+            name=row.name,
+            purpose=safe_text(row.display_name),
+            strategy=row.strategy,
+            wrapup_seconds=wrapup if row.wrapup_seconds is None else row.wrapup_seconds,
+            weight=row.weight,
+            tiered=False,
+            ring_seconds=ring if row.ring_seconds is None else row.ring_seconds,
+            max_wait_seconds=max_wait if row.max_wait_seconds is None else row.max_wait_seconds,
+            announce_position=row.announce_position,
+            announce_frequency=row.announce_frequency,
+        )
+        for row in sorted(chosen, key=lambda r: r.name)
     ]
+
+
+async def load_queue_rows(settings: Settings) -> list[QueueRow]:
+    """Active queues from the CRM database."""
+    from sqlalchemy import select
+
+    from crm_core.db import create_engine, session_factory
+    from crm_core.models import CallQueue
+
+    engine = create_engine(settings)
+    try:
+        async with session_factory(engine)() as session:
+            rows = (
+                await session.scalars(select(CallQueue).where(CallQueue.active.is_(True)))
+            ).all()
+            return [
+                QueueRow(
+                    r.name,
+                    r.display_name,
+                    r.strategy,
+                    r.ring_seconds,
+                    r.wrapup_seconds,
+                    r.max_wait_seconds,
+                    r.weight,
+                    r.announce_position,
+                    r.announce_frequency,
+                )
+                for r in rows
+            ]
+    finally:
+        await engine.dispose()
 
 
 def agent_password(settings: Settings, endpoint: str) -> str:
@@ -91,7 +171,10 @@ def _environment() -> jinja2.Environment:
 
 
 def build_context(
-    settings: Settings, paths: PbxPaths, agents: list[AgentEndpoint]
+    settings: Settings,
+    paths: PbxPaths,
+    agents: list[AgentEndpoint],
+    queues: list[QueueRow] | None = None,
 ) -> dict[str, Any]:
     test_mode = settings.pbx_mode == "test"
     ports = phone_ports(settings, agents)
@@ -111,7 +194,7 @@ def build_context(
         "passwords": {name: agent_password(settings, name) for name in ports},
         # Test mode: the SIPp phones share the carrier's address, so the port tells them apart.
         "carrier_match": f"{carrier}:{settings.carrier_port}" if test_mode else carrier,
-        "queues": queue_specs(settings),
+        "queues": queue_specs(settings, queues),
         "ring_seconds": 8 if test_mode else 15,
         "queue_max_wait": 300 if test_mode else 900,
         "agi_address": f"{settings.fastagi_host}:{settings.fastagi_port}",
@@ -121,12 +204,15 @@ def build_context(
 
 
 def render_files(
-    settings: Settings, paths: PbxPaths, agents: list[AgentEndpoint]
+    settings: Settings,
+    paths: PbxPaths,
+    agents: list[AgentEndpoint],
+    queues: list[QueueRow] | None = None,
 ) -> dict[str, str]:
     """Every config file's text; raises PbxConfigInvalid before anything is written."""
     check_settings(settings, agents)
     environment = _environment()
-    context = build_context(settings, paths, agents)
+    context = build_context(settings, paths, agents, queues)
     files = {name: environment.get_template(f"{name}.j2").render(context) for name in TEMPLATES}
     return {**STUB_FILES, **files}
 
@@ -164,5 +250,10 @@ def write_config(paths: PbxPaths, files: dict[str, str]) -> bool:
     return True
 
 
-def render_config(settings: Settings, paths: PbxPaths, agents: list[AgentEndpoint]) -> bool:
-    return write_config(paths, render_files(settings, paths, agents))
+def render_config(
+    settings: Settings,
+    paths: PbxPaths,
+    agents: list[AgentEndpoint],
+    queues: list[QueueRow] | None = None,
+) -> bool:
+    return write_config(paths, render_files(settings, paths, agents, queues))

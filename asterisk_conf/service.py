@@ -11,13 +11,23 @@ from asterisk_conf.agents import AgentEndpoint, load_agent_endpoints, read_agent
 from asterisk_conf.errors import PbxConfigInvalid, PbxNotInstalled
 from asterisk_conf.paths import PbxPaths, pbx_paths
 from asterisk_conf.ports import check_ports_free
-from asterisk_conf.render import live_files, render_files, write_config
+from asterisk_conf.render import QueueRow, live_files, load_queue_rows, render_files, write_config
 from crm_core.settings import Settings
 
 # Lines whose change a reload cannot apply: sockets are bound once, at start.
 _RESTART_KEYS = {
     "pjsip.conf": ("bind =",),
     "manager.conf": ("port =", "bindaddr ="),
+}
+
+
+# What to reload when one file changed: only that module, so a new phone or a queue change
+# does not restart the channel drivers or the bridges that carry calls in progress.
+_RELOAD_COMMANDS = {
+    "pjsip.conf": "module reload res_pjsip.so",
+    "queues.conf": "module reload app_queue.so",
+    "extensions.conf": "dialplan reload",
+    "manager.conf": "manager reload",
 }
 
 
@@ -31,6 +41,7 @@ class StartOutcome:
 class ReloadOutcome:
     changed: bool
     restart_needed: list[str]
+    commands: tuple[str, ...] = ()
 
 
 def agents_for(settings: Settings, agents_file: Path | None) -> list[AgentEndpoint]:
@@ -46,6 +57,20 @@ def agents_for(settings: Settings, agents_file: Path | None) -> list[AgentEndpoi
         ) from exc
 
 
+def queues_for(settings: Settings, agents_file: Path | None) -> list[QueueRow] | None:
+    """The CRM's queues; None (the built-in two) with an agents file or an empty table."""
+    if agents_file is not None:
+        return None
+    try:
+        rows = asyncio.run(load_queue_rows(settings))
+    except Exception as exc:  # same advice as for the agents
+        raise PbxConfigInvalid(
+            "could not read the queues from the CRM database "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0]}); run `hotline db upgrade` first"
+        ) from exc
+    return rows or None
+
+
 def require_installed(paths: PbxPaths) -> None:
     if not provision.is_installed(paths):
         raise PbxNotInstalled(
@@ -53,10 +78,12 @@ def require_installed(paths: PbxPaths) -> None:
         )
 
 
-def start(settings: Settings, agents: list[AgentEndpoint]) -> StartOutcome:
+def start(
+    settings: Settings, agents: list[AgentEndpoint], queues: list[QueueRow] | None = None
+) -> StartOutcome:
     paths = pbx_paths(settings)
     require_installed(paths)
-    files = render_files(settings, paths, agents)  # refuses bad settings before any write
+    files = render_files(settings, paths, agents, queues)  # refuses bad settings before writing
     running = process.read_pid(paths) if process.is_running(paths) else None
     if running is not None:
         return StartOutcome(pid=running, already_running=True)
@@ -79,19 +106,31 @@ def _restart_needed(old: dict[str, str], new: dict[str, str]) -> list[str]:
     return changed
 
 
-def reload(settings: Settings, agents: list[AgentEndpoint]) -> ReloadOutcome:
-    """Re-render and reload in place; calls in progress are not touched."""
+def reload_commands(old: dict[str, str], new: dict[str, str]) -> tuple[str, ...]:
+    """The module reloads that apply the difference between two configurations."""
+    changed = sorted(name for name in set(old) | set(new) if old.get(name) != new.get(name))
+    if any(name not in _RELOAD_COMMANDS for name in changed):
+        return ("core reload",)
+    return tuple(_RELOAD_COMMANDS[name] for name in changed)
+
+
+def reload(
+    settings: Settings, agents: list[AgentEndpoint], queues: list[QueueRow] | None = None
+) -> ReloadOutcome:
+    """Re-render and reload only the modules whose files changed; calls are not touched."""
     paths = pbx_paths(settings)
     require_installed(paths)
-    files = render_files(settings, paths, agents)
+    files = render_files(settings, paths, agents, queues)
     process.require_running(paths)
     old = live_files(paths)
     if not write_config(paths, files):
         return ReloadOutcome(changed=False, restart_needed=[])
-    result = process.run_cli(paths, "core reload")
-    if not result.ok:
-        raise PbxConfigInvalid(f"Asterisk refused the reload: {result.output}")
-    return ReloadOutcome(changed=True, restart_needed=_restart_needed(old, files))
+    commands = reload_commands(old, files)
+    for command in commands:
+        result = process.run_cli(paths, command)
+        if not result.ok:
+            raise PbxConfigInvalid(f"Asterisk refused `{command}`: {result.output}")
+    return ReloadOutcome(True, _restart_needed(old, files), commands)
 
 
 def status_lines(settings: Settings) -> tuple[bool, list[str]]:

@@ -27,6 +27,11 @@ ENTITIES: dict[str, type[DeclarativeBase]] = {
 }
 
 
+# Administration records: their changes are listed like a customer's, but never restored
+# from here (re-enabling a disabled account must be a deliberate admin act).
+LISTED_ONLY = frozenset({"user", "office", "queue"})
+
+
 def model_for(entity: str) -> type[DeclarativeBase]:
     try:
         return ENTITIES[entity]
@@ -129,7 +134,8 @@ def changed_fields(before: dict[str, Any] | None, after: dict[str, Any] | None) 
 
 
 async def list_history(db: Database, entity: str, entity_id: int) -> list[HistoryEntry]:
-    model_for(entity)
+    if entity not in LISTED_ONLY:
+        model_for(entity)
     async with db.transaction() as session:
         rows = (
             await session.scalars(
@@ -186,6 +192,11 @@ async def restore(
     """Put a record back to how it was right after change `change_id` (or at time `at`)."""
     if (change_id is None) == (at is None):
         raise ValidationError("give exactly one of a change id or a point in time")
+    if entity in LISTED_ONLY:
+        raise HistoryError(
+            f"a {entity}'s history is a record, not a restore point; change it with "
+            f"`hotline {entity}s edit` (or on the admin pages)"
+        )
     model = model_for(entity)
     async with db.transaction() as session:
         state, point_id = await _target_state(session, entity, entity_id, change_id, at)

@@ -74,6 +74,13 @@ class Role(enum.StrEnum):
     SUPERVISOR = "supervisor"
     TECHNICIAN = "technician"
     ADMIN = "admin"
+    # Dispatches an office's work orders without supervising its agents.
+    DISPATCHER = "dispatcher"
+    # Reads everything a supervisor reads (reports, recordings, history), changes nothing.
+    AUDITOR = "auditor"
+
+
+ROLE_CHECK = "role in ('agent','supervisor','technician','admin','dispatcher','auditor')"
 
 
 class CustomerKind(enum.StrEnum):
@@ -99,9 +106,58 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    __table_args__ = (
-        CheckConstraint("role in ('agent','supervisor','technician','admin')", name="role"),
-    )
+    # Set by an admin's password reset (and for new accounts): the next login must pick one.
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
+    # HA1 digest (md5 of "endpoint:realm:secret") of a registering phone: the secret itself is
+    # shown once and never stored. None: a test-mode phone at a fixed loopback address.
+    sip_digest: Mapped[str | None] = mapped_column(String(64))
+    # Direct calls of the customers this agent owns ring this agent first.
+    sticky_owner: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Technicians: vehicle types / skills, comma-separated, for dispatch.
+    skills: Mapped[str | None] = mapped_column(String(300))
+    # Comma-separated networks this user may log in from, on top of the global and role lists.
+    ip_allowlist: Mapped[str | None] = mapped_column(String(500))
+    __table_args__ = (CheckConstraint(ROLE_CHECK, name="role"),)
+
+
+class Office(Base):
+    """A regional service office (服务站): requests are dispatched to it by name."""
+
+    __tablename__ = "offices"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    region: Mapped[str | None] = mapped_column(String(100))
+    dispatcher_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    working_hours: Mapped[str | None] = mapped_column(String(100))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class CallQueue(Base):
+    """An Asterisk queue as the admin sees it; rendered into queues.conf.
+
+    Timing columns left empty take the PBX mode's default (short ones in test mode)."""
+
+    __tablename__ = "call_queues"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(40), unique=True)
+    display_name: Mapped[str] = mapped_column(String(100))
+    strategy: Mapped[str] = mapped_column(String(20), default="ringall")
+    ring_seconds: Mapped[int | None] = mapped_column(Integer)
+    wrapup_seconds: Mapped[int | None] = mapped_column(Integer)
+    max_wait_seconds: Mapped[int | None] = mapped_column(Integer)
+    weight: Mapped[int] = mapped_column(Integer, default=0)
+    announce_position: Mapped[bool] = mapped_column(Boolean, default=False)
+    announce_frequency: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class QueueMember(Base):
+    __tablename__ = "queue_members"
+    queue_id: Mapped[int] = mapped_column(ForeignKey("call_queues.id"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    penalty: Mapped[int] = mapped_column(Integer, default=0)
+    __table_args__ = (CheckConstraint("penalty between 0 and 99", name="penalty"),)
 
 
 class Customer(Base):

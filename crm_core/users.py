@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from crm_core.db import Database
 from crm_core.errors import DuplicateCode, ValidationError
-from crm_core.models import Role, User
+from crm_core.models import CallQueue, Office, QueueMember, Role, User
 from crm_core.records import editable_fields, require, validate_fields
 
 USER_FIELDS = [f for f in editable_fields(User) if f != "password_hash"]
@@ -25,6 +25,28 @@ def hash_password(password: str) -> str:
     if len(password) < MIN_PASSWORD:
         raise ValidationError(f"a password needs at least {MIN_PASSWORD} characters")
     return _hasher.hash(password)
+
+
+def check_password_policy(password: str, username: str) -> None:
+    """The policy for passwords people choose (admins and users): long enough, not the user
+    name, more than one kind of character."""
+    if len(password) < MIN_PASSWORD:
+        raise ValidationError(
+            f"a password needs at least {MIN_PASSWORD} characters", field="password"
+        )
+    if username and username.lower() in password.lower():
+        raise ValidationError("the password must not contain the user name", field="password")
+    kinds = [
+        any(c.islower() for c in password),
+        any(c.isupper() for c in password),
+        any(c.isdigit() for c in password),
+        any(not c.isalnum() for c in password),
+    ]
+    if sum(kinds) < 2:
+        raise ValidationError(
+            "the password needs two kinds of characters (letters, digits, symbols)",
+            field="password",
+        )
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
@@ -77,8 +99,38 @@ DEMO_USERS = (
 )
 
 
+DEMO_OFFICES = (("400热线", "华东"), ("华东服务中心", "华东"), ("合肥服务站", "华东"))
+
+
+async def _ensure_demo_offices(db: Database) -> None:
+    async with db.transaction() as session:
+        existing = set((await session.scalars(select(Office.name))).all())
+        for name, region in DEMO_OFFICES:
+            if name not in existing:
+                session.add(Office(name=name, region=region, active=True))
+
+
+async def _ensure_demo_memberships(db: Database, usernames: list[str]) -> None:
+    """Demo agents answer both queues, as every agent did before queues had members."""
+    async with db.transaction() as session:
+        queues = (await session.scalars(select(CallQueue.id))).all()
+        users = (
+            await session.scalars(
+                select(User.id).where(
+                    User.username.in_(usernames), User.phone_interface.is_not(None)
+                )
+            )
+        ).all()
+        have = set((await session.execute(select(QueueMember.queue_id, QueueMember.user_id))).all())
+        for queue_id in queues:
+            for user_id in users:
+                if (queue_id, user_id) not in have:
+                    session.add(QueueMember(queue_id=queue_id, user_id=user_id, penalty=0))
+
+
 async def ensure_demo_users(db: Database) -> list[DemoLogin]:
     """Create the demo logins that are missing; never touch an existing account."""
+    await _ensure_demo_offices(db)
     async with db.transaction() as session:
         existing = set((await session.scalars(select(User.username))).all())
     logins = []
@@ -97,4 +149,6 @@ async def ensure_demo_users(db: Database) -> list[DemoLogin]:
                 password=DEMO_PASSWORD,
             )
         logins.append(DemoLogin(username, DEMO_PASSWORD, role, phone))
+    created = [u[0] for u in DEMO_USERS if u[0] not in existing]
+    await _ensure_demo_memberships(db, created)
     return logins

@@ -54,7 +54,10 @@ def _profile_query() -> Select[Any]:
         USERS.c.phone_interface,
     ).select_from(
         CUSTOMERS.outerjoin(
-            USERS, (USERS.c.id == CUSTOMERS.c.owner_id) & (USERS.c.active == true())
+            USERS,
+            (USERS.c.id == CUSTOMERS.c.owner_id)
+            & (USERS.c.active == true())
+            & (USERS.c.sticky_owner == true()),
         )
     )
 
@@ -93,7 +96,10 @@ class CustomerDirectory:
                 interface = (
                     await conn.execute(
                         select(USERS.c.phone_interface).where(
-                            USERS.c.id == best.owner_id, USERS.c.active == true()
+                            USERS.c.id == best.owner_id,
+                            USERS.c.active == true(),
+                            # An admin can turn off "own customers ring me first" per agent.
+                            USERS.c.sticky_owner == true(),
                         )
                     )
                 ).scalar_one_or_none()

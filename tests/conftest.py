@@ -65,6 +65,8 @@ def settings(migrated_template: Settings, tmp_path: Path) -> Settings:
         database_url=url,
         var_dir=str(tmp_path / "var"),
         recordings_dir=str(tmp_path / "var" / "recordings"),
+        # An admin change reloads the PBX of this instance: never a developer's running one.
+        pbx_instance="pytest-nopbx",
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from agent_desktop.auth import api, pages
+from agent_desktop.auth import api, pages, password
 from agent_desktop.context import AppContext
 
 
@@ -13,3 +13,4 @@ def setup(app: web.Application, ctx: AppContext) -> None:
     # The middleware first (api), then the login pages.
     api.setup(app, ctx)
     pages.setup(app, ctx)
+    password.setup(app, ctx)

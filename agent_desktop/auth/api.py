@@ -19,7 +19,7 @@ import agent_desktop.auth.csrf as csrf
 from agent_desktop.auth.logins import Attempt, LoginSuccess, attempt_login
 from agent_desktop.common import sessions
 from agent_desktop.common.audit import audit
-from agent_desktop.common.errors import IpNotAllowed, NotAuthenticated
+from agent_desktop.common.errors import IpNotAllowed, NotAuthenticated, PasswordChangeRequired
 from agent_desktop.common.guards import (
     ALWAYS_PUBLIC,
     SESSION_KEY,
@@ -36,6 +36,10 @@ from agent_desktop.context import AppContext
 from crm_core.errors import ValidationError
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Open to a user who must change the password first: the change itself, logging out, "who am I".
+PASSWORD_CHANGE_PATHS = frozenset(
+    {"/account/password", "/api/account/password", "/logout", "/api/logout", "/api/me"}
+)
 
 
 @web.middleware
@@ -45,7 +49,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     active = None if request.path.startswith("/static/") else await session_of(request)
     if active is not None:
         ip = client_ip(request, ctx.settings)
-        if ip_allowed(ctx.settings, ip, active.user.role):
+        if ip_allowed(ctx.settings, ip, active.user.role, active.user.ip_allowlist):
             request[SESSION_KEY], request[USER_KEY] = active, active.user
         elif not public:
             detail = {"path": request.path, "role": active.user.role}
@@ -61,6 +65,13 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         if csrf.is_unsafe(request):
             csrf.check_origin(request, ctx.settings)
             await csrf.check_session_token(request, active.csrf_token)
+        if active.user.must_change_password and request.path not in PASSWORD_CHANGE_PATHS:
+            if wants_html(request):
+                raise web.HTTPSeeOther(location="/account/password")
+            raise PasswordChangeRequired(
+                "an administrator set this password: choose your own first "
+                "(POST /api/account/password or open /account/password)"
+            )
     return await handler(request)
 
 

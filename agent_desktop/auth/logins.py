@@ -99,7 +99,7 @@ async def attempt_login(db: Database, attempt: Attempt, password: str) -> LoginS
         raise _locked(until, now)
     if not await asyncio.to_thread(verify_password, user.password_hash, password):
         return await _wrong_password(db, attempt, user, scope, now)
-    if not ip_allowed(settings, attempt.ip, user.role):
+    if not ip_allowed(settings, attempt.ip, user.role, user.ip_allowlist):
         await _record(db, attempt, "ip_refused", user.id, now)
         raise IpNotAllowed(f"{user.role} logins from {attempt.ip} are not allowed (IP lock)")
     await lockout.record_success(db, user.id, scope)

@@ -44,3 +44,8 @@ class CsrfFailed(HotlineError):
 class OriginRefused(HotlineError):
     status = 403
     error_id = "origin_refused"
+
+
+class PasswordChangeRequired(HotlineError):
+    status = 403
+    error_id = "password_change_required"

@@ -59,10 +59,13 @@ def role_allowlist(settings: Settings, role: str) -> str:
     }.get(role, "")
 
 
-def ip_allowed(settings: Settings, ip: str, role: str | None) -> bool:
-    """Both the global list and the role's list must admit the address; an empty list admits
-    everyone."""
+def ip_allowed(
+    settings: Settings, ip: str, role: str | None, user_allowlist: str | None = None
+) -> bool:
+    """The global list, the role's list and the user's own list (set by an admin) must all
+    admit the address; an empty list admits everyone."""
     lists = [settings.ip_allowlist] + ([role_allowlist(settings, role)] if role else [])
+    lists.append(user_allowlist or "")
     return all(not text.strip() or _in(ip, parse_networks(text)) for text in lists)
 
 

@@ -54,6 +54,8 @@ LABELS: dict[str, dict[str, str]] = {
         "supervisor": "Supervisor",
         "technician": "Field technician",
         "admin": "Administrator",
+        "dispatcher": "Dispatcher",
+        "auditor": "Auditor (read-only)",
     },
     "MATCH_LABELS": {
         "name": "Customer name",

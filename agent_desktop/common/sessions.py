@@ -32,6 +32,9 @@ class SessionUser:
     region: str | None
     office: str | None
     phone_interface: str | None
+    # An admin reset the password: every page but the password change is closed until done.
+    must_change_password: bool = False
+    ip_allowlist: str | None = None
 
     @classmethod
     def of(cls, user: User) -> SessionUser:
@@ -43,6 +46,8 @@ class SessionUser:
             user.region,
             user.office,
             user.phone_interface,
+            bool(user.must_change_password),
+            user.ip_allowlist,
         )
 
     def as_dict(self) -> dict[str, object]:
@@ -54,6 +59,7 @@ class SessionUser:
             "region": self.region,
             "office": self.office,
             "phone_interface": self.phone_interface,
+            "must_change_password": self.must_change_password,
         }
 
 

@@ -27,7 +27,7 @@ from agent_desktop.tickets.data import (
     user_names,
 )
 from agent_desktop.tickets.labels import ticket_page
-from crm_core.models import Role, User
+from crm_core.models import Office, Role, User
 from cti.click_to_dial import DialFailed, click_to_dial
 from ticketing import queries
 from ticketing.errors import NotAllowed
@@ -38,14 +38,17 @@ REASSIGN_STATES = (WorkOrderState.NEEDS_PARTS.value, WorkOrderState.RETURN_TO_FA
 
 
 async def _offices(request: web.Request) -> list[str]:
-    """Offices with field staff: the choices for an approval's office."""
+    """The choices for an approval's office: the active offices an admin set up, plus any
+    office an active technician still names (so no field staff is ever unreachable)."""
     async with request.app[CONTEXT_KEY].db.transaction() as s:
-        rows = await s.scalars(
+        staffed = await s.scalars(
             select(User.office)
             .where(User.role == Role.TECHNICIAN.value, User.office.is_not(None), User.active)
             .distinct()
         )
-        return sorted(o for o in rows.all() if o)
+        names = set(staffed.all())
+        names |= set((await s.scalars(select(Office.name).where(Office.active))).all())
+        return sorted(o for o in names if o)
 
 
 async def _with_customers(request: web.Request, rows: list[dict[str, Any]]) -> dict[int, str]:

@@ -1,0 +1,16 @@
+"""Administration (系统管理): users and roles, agents' extensions and queue memberships,
+queues, regional offices and technicians; pages, JSON API and the same services for the CLI."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from agent_desktop.admin import api, pages
+from agent_desktop.common.pages import add_nav
+from agent_desktop.context import AppContext
+
+
+def setup(app: web.Application, ctx: AppContext) -> None:
+    api.setup(app)
+    pages.setup(app)
+    add_nav(app, "/admin/users", "Administration", ("admin",))
