@@ -146,9 +146,11 @@ class Sipp:
         dtmf: str = "1",
         keys: dict[str, str] | None = None,
         replace: dict[str, str] | None = None,
+        out_of_call: str | None = None,
     ) -> None:
         """`keys`: more pcap/<name>.pcap links, name -> a DTMF key ("0"-"9", "pound",
-        "star") or "silence"; `replace`: text substitutions in the scenario (pauses)."""
+        "star") or "silence"; `replace`: text substitutions in the scenario (pauses);
+        `out_of_call`: a scenario for requests outside the main one's call (-oocsf)."""
         self.workdir = workdir
         (workdir / "pcap").mkdir(parents=True, exist_ok=True)
         self._link_pcaps(dtmf)
@@ -164,9 +166,17 @@ class Sipp:
             assert old in text, f"{scenario} has no {old!r}"
             text = text.replace(old, new)
         (workdir / scenario).write_text(text, encoding="utf-8")
+        ooc: list[str] = []
+        if out_of_call is not None:
+            answer = (SCENARIOS / out_of_call).read_text(encoding="utf-8")
+            if ring_ms is not None:
+                answer = answer.replace('timeout="2000"', f'timeout="{ring_ms}"')
+            (workdir / out_of_call).write_text(answer, encoding="utf-8")
+            # SIPp 3.6 crashes when -oocsf comes before -sf.
+            ooc = ["-oocsf", out_of_call]
         Sipp._media_port += 10
         command = [
-            "sipp", *args, "-sf", scenario, "-i", "127.0.0.1", "-mi", "127.0.0.1",
+            "sipp", *args, "-sf", scenario, *ooc, "-i", "127.0.0.1", "-mi", "127.0.0.1",
             "-mp", str(Sipp._media_port), "-cp", str(Sipp._media_port + 5),
             "-nostdin", "-trace_err", "-trace_msg",
         ]  # fmt: skip
@@ -210,6 +220,37 @@ def start_phone(
     scenario = "phone_noanswer.xml" if answer_after_ms is None else "phone_answer.xml"
     args = ["-p", str(pbx.phone_port(endpoint))]
     return Sipp(workdir / f"phone-{endpoint}", scenario, args, answer_after_ms)
+
+
+def start_registered_phone(
+    pbx: PbxUnderTest,
+    extension: str,
+    secret: str,
+    workdir: Path,
+    answer_after_ms: int = 2000,
+    registered_s: int = 120,
+) -> Sipp:
+    """A handset that REGISTERs `extension` with its SIP secret (digest auth) from a port of
+    its own, then answers the calls the PBX sends to that registration."""
+    port = free_udp_port()
+    args = [
+        f"127.0.0.1:{pbx.settings.sip_port}", "-s", extension, "-au", extension, "-ap", secret,
+        "-p", str(port), "-m", "1",
+    ]  # fmt: skip
+    return Sipp(
+        workdir / f"handset-{extension}-{time.monotonic_ns()}",
+        "phone_register.xml",
+        args,
+        answer_after_ms,
+        replace={'milliseconds="120000"': f'milliseconds="{registered_s * 1000}"'},
+        out_of_call="phone_answer_registered.xml",
+    )
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def start_carrier_phone(pbx: PbxUnderTest, workdir: Path, answer_after_ms: int = 1000) -> Sipp:
