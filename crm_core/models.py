@@ -76,7 +76,7 @@ class Role(enum.StrEnum):
     ADMIN = "admin"
     # Dispatches an office's work orders without supervising its agents.
     DISPATCHER = "dispatcher"
-    # Reads everything a supervisor reads (reports, recordings, history), changes nothing.
+    # Reads the reports and the wallboard (all regions); changes nothing.
     AUDITOR = "auditor"
 
 

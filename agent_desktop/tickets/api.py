@@ -79,7 +79,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
 def _sees(user: SessionUser, row: ServiceRequest, technicians: set[int]) -> bool:
     if user.role in ("admin", "agent"):
         return True
-    if user.role == "supervisor":
+    if user.role in ("supervisor", "dispatcher"):
         return user.region is None or row.region == user.region or row.office == user.office
     return user.id in technicians
 
@@ -95,8 +95,11 @@ async def _visible(request: web.Request, request_id: int) -> ServiceRequest:
 def _office_supervisor(user: SessionUser, office: str | None) -> None:
     if user.role == "admin":
         return
-    if user.role != "supervisor" or (user.office and office and user.office != office):
-        raise NotAllowed("only the office's supervisor dispatches its requests")
+    # The office's dispatcher (调度员) dispatches like its supervisor.
+    if user.role not in ("supervisor", "dispatcher") or (
+        user.office and office and user.office != office
+    ):
+        raise NotAllowed("only the office's supervisor or dispatcher dispatches its requests")
 
 
 @require_roles("agent", "supervisor", "admin")
@@ -106,7 +109,7 @@ async def create_request(request: web.Request) -> web.Response:
     return web.json_response(queries.request_dict(row), status=201)
 
 
-@require_roles("agent", "supervisor", "admin", "technician")
+@require_roles("agent", "supervisor", "admin", "technician", "dispatcher")
 async def view_request(request: web.Request) -> web.Response:
     request_id = _int(request.match_info["id"], "id")
     await _visible(request, request_id)
@@ -166,15 +169,16 @@ async def review_queue(request: web.Request) -> web.Response:
     return web.json_response({"requests": rows})
 
 
-@require_roles("supervisor", "admin")
+@require_roles("supervisor", "admin", "dispatcher")
 async def dispatch_board(request: web.Request) -> web.Response:
     user = current_user(request)
-    office = user.office if user.role == "supervisor" else request.query.get("office")
+    scoped = user.role in ("supervisor", "dispatcher")
+    office = user.office if scoped else request.query.get("office")
     board = await queries.dispatch_board(_ctx(request).db, office, None)
     return web.json_response(board)
 
 
-@require_roles("supervisor", "admin")
+@require_roles("supervisor", "admin", "dispatcher")
 async def dispatch(request: web.Request) -> web.Response:
     user = current_user(request)
     row = await _visible(request, _int(request.match_info["id"], "id"))
@@ -199,7 +203,7 @@ async def _order(request: web.Request) -> WorkOrder:
     return order
 
 
-@require_roles("supervisor", "admin")
+@require_roles("supervisor", "admin", "dispatcher")
 async def reassign(request: web.Request) -> web.Response:
     user = current_user(request)
     order = await _order(request)

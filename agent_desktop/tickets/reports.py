@@ -195,7 +195,7 @@ def _tech_name(key: str, technicians: dict[int, str]) -> str:
     return technicians.get(int(key), key) if key.isdigit() else key
 
 
-@require_roles("supervisor", "admin")
+@require_roles("supervisor", "admin", "auditor")
 async def reports_page(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT_KEY]
     zone = ZoneInfo(ctx.settings.timezone)
@@ -226,4 +226,4 @@ async def reports_page(request: web.Request) -> web.Response:
 
 def setup(app: web.Application, ctx: AppContext) -> None:
     app.router.add_get("/reports", reports_page)
-    add_nav(app, "/reports", "Reports", ("supervisor", "admin"))
+    add_nav(app, "/reports", "Reports", ("supervisor", "admin", "auditor"))

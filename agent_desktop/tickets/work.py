@@ -87,10 +87,11 @@ async def _stalled_orders(request: web.Request, office: str | None) -> list[dict
         return [{**queries.order_dict(o), "number": n} for o, n in (await s.execute(query)).all()]
 
 
-@require_roles("supervisor", "admin")
+@require_roles("supervisor", "admin", "dispatcher")
 async def dispatch_page(request: web.Request) -> web.Response:
     user = current_user(request)
-    office = user.office if user.role == "supervisor" else request.query.get("office") or None
+    scoped = user.role in ("supervisor", "dispatcher")
+    office = user.office if scoped else request.query.get("office") or None
     board = await queries.dispatch_board(request.app[CONTEXT_KEY].db, office, None)
     stalled = await _stalled_orders(request, office)
     names = await user_names(request.app[CONTEXT_KEY].db, [o["technician_id"] for o in stalled])
@@ -181,5 +182,5 @@ def setup(app: web.Application, ctx: AppContext) -> None:
     router.add_post(r"/tickets/follow-ups/{id:\d+}/dial", dial_follow_up)
     router.add_post(r"/tickets/{id:\d+}/dial", dial_request)
     add_nav(app, "/tickets/review", "Review queue", ("supervisor", "admin"))
-    add_nav(app, "/tickets/dispatch", "Dispatch board", ("supervisor", "admin"))
+    add_nav(app, "/tickets/dispatch", "Dispatch board", ("supervisor", "admin", "dispatcher"))
     add_nav(app, "/tickets/follow-ups", "Follow-ups", ("agent", "supervisor", "admin"))

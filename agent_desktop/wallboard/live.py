@@ -31,7 +31,8 @@ from crm_core.models import User
 from cti.wallboard import Wallboard
 
 log = logging.getLogger(__name__)
-ROLES = ("supervisor", "admin")
+# The auditor watches read-only (the wallboard has no actions).
+ROLES = ("supervisor", "admin", "auditor")
 OUTBOX_LIMIT = 8
 PERIOD = 1.0
 HEARTBEAT = 20.0
