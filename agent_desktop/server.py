@@ -15,7 +15,17 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from sqlalchemy import text
 
-from agent_desktop import admin, auth, calls, customers, recordings, sms, tickets, wallboard
+from agent_desktop import (
+    admin,
+    auth,
+    calls,
+    customers,
+    imports,  # customer-data import (issue #17 §3)
+    recordings,
+    sms,
+    tickets,
+    wallboard,
+)
 from agent_desktop.common import pages
 from agent_desktop.context import CONTEXT_KEY, DB_KEY, AppContext, Feature
 from crm_core.db import Database
@@ -44,6 +54,7 @@ def features() -> list[Feature]:
         tickets.setup,
         wallboard.setup,
         admin.setup,
+        imports.setup,  # customer-data import (issue #17 §3)
     ]
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core import history
+from crm_core import history, versions
 from crm_core.customers import _phone_items
 from crm_core.db import Database
 from crm_core.errors import NotFound, ValidationError
@@ -76,11 +76,16 @@ class ContactService:
         phones: Sequence[str | Mapping[str, str]] | None = None,
         *,
         user_id: int | None = None,
+        expected_version: str | None = None,
     ) -> Contact:
         clean = validate_fields(Contact, changes, allowed=CONTACT_FIELDS, required=["name"])
         items = None if phones is None else _phone_items(phones, self.area)
         async with self.db.transaction() as session:
             row = await self._get(session, contact_id)
+            if expected_version is not None:  # issue #17: optimistic concurrency
+                await versions.check(
+                    session, "contact", contact_id, expected_version, self.db.settings
+                )
             before = await history.capture(session, "contact", contact_id)
             for key, value in clean.items():
                 setattr(row, key, value)
@@ -95,9 +100,15 @@ class ContactService:
             await history.record(session, "contact", contact_id, "update", before, after, user_id)
         return row
 
-    async def delete(self, contact_id: int, *, user_id: int | None = None) -> None:
+    async def delete(
+        self, contact_id: int, *, user_id: int | None = None, expected_version: str | None = None
+    ) -> None:
         async with self.db.transaction() as session:
             row = await self._get(session, contact_id)
+            if expected_version is not None:  # issue #17: optimistic concurrency
+                await versions.check(
+                    session, "contact", contact_id, expected_version, self.db.settings
+                )
             before = await history.capture(session, "contact", contact_id)
             row.deleted = True
             await session.flush()

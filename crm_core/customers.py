@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core import history
+from crm_core import history, versions
 from crm_core.db import Database, is_integrity_error
 from crm_core.duplicates import find_duplicates
 from crm_core.errors import DuplicateCode, NotFound, PossibleDuplicate, ValidationError
@@ -126,6 +126,7 @@ class CustomerService:
         phones: Sequence[str | Mapping[str, str]] | None = None,
         *,
         user_id: int | None = None,
+        expected_version: str | None = None,
     ) -> Customer:
         clean = validate_fields(
             Customer, changes, allowed=CUSTOMER_FIELDS, required=["name", "code"]
@@ -135,6 +136,14 @@ class CustomerService:
         try:
             async with self.db.transaction() as session:
                 row = await self._get(session, customer_id)
+                if expected_version is not None:  # issue #17: optimistic concurrency
+                    await versions.check(
+                        session,
+                        "customer",
+                        customer_id,
+                        expected_version,
+                        self.db.settings,
+                    )
                 await self._check_owner(session, clean.get("owner_id"))
                 before = await history.capture(session, "customer", customer_id)
                 for key, value in clean.items():
@@ -153,10 +162,20 @@ class CustomerService:
         await self.bus.publish(CustomerChanged(customer_id, "update"))
         return row
 
-    async def delete(self, customer_id: int, *, user_id: int | None = None) -> None:
+    async def delete(
+        self,
+        customer_id: int,
+        *,
+        user_id: int | None = None,
+        expected_version: str | None = None,
+    ) -> None:
         """Soft delete: calls, recordings and history keep pointing at a real row."""
         async with self.db.transaction() as session:
             row = await self._get(session, customer_id)
+            if expected_version is not None:
+                await versions.check(
+                    session, "customer", customer_id, expected_version, self.db.settings
+                )
             before = await history.capture(session, "customer", customer_id)
             row.deleted = True
             await session.flush()

@@ -213,7 +213,7 @@ async def unmerge(
             note=f"undid merge #{merge_change_id}",
         )
     if bus:
-        await bus.publish(CustomersUnmerged(source.id, target_id, record.id))
+        await bus.publish(CustomersUnmerged(source.id, target_id, record.id, merge_change_id))
     return record
 
 

@@ -56,6 +56,8 @@ class CustomersUnmerged:
     source_id: int
     target_id: int
     change_id: int
+    # The merge being undone (issue #17): followers put back what they moved for it.
+    merge_change_id: int | None = None
 
 
 # --- ticketing (issue 6) ---

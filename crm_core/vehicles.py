@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core import history
+from crm_core import history, versions
 from crm_core.db import Database
 from crm_core.errors import DuplicateCode, NotFound, ValidationError
 from crm_core.models import Customer, CustomerKind, Vehicle
@@ -83,12 +83,21 @@ class VehicleService:
         return row
 
     async def update(
-        self, vehicle_id: int, changes: Mapping[str, Any], *, user_id: int | None = None
+        self,
+        vehicle_id: int,
+        changes: Mapping[str, Any],
+        *,
+        user_id: int | None = None,
+        expected_version: str | None = None,
     ) -> Vehicle:
         clean = self._clean(changes, creating=False)
         try:
             async with self.db.transaction() as session:
                 row = await self._get(session, vehicle_id)
+                if expected_version is not None:  # issue #17: optimistic concurrency
+                    await versions.check(
+                        session, "vehicle", vehicle_id, expected_version, self.db.settings
+                    )
                 before = await history.capture(session, "vehicle", vehicle_id)
                 for key, value in clean.items():
                     setattr(row, key, value)
@@ -102,9 +111,15 @@ class VehicleService:
             raise DuplicateCode(f"VIN {clean.get('vin')} is already registered") from None
         return row
 
-    async def delete(self, vehicle_id: int, *, user_id: int | None = None) -> None:
+    async def delete(
+        self, vehicle_id: int, *, user_id: int | None = None, expected_version: str | None = None
+    ) -> None:
         async with self.db.transaction() as session:
             row = await self._get(session, vehicle_id)
+            if expected_version is not None:  # issue #17: optimistic concurrency
+                await versions.check(
+                    session, "vehicle", vehicle_id, expected_version, self.db.settings
+                )
             before = await history.capture(session, "vehicle", vehicle_id)
             row.deleted = True
             await session.flush()

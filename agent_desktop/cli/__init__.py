@@ -13,16 +13,22 @@ from crm_core.settings import Settings, SettingsError, load_settings
 
 def build_parser() -> argparse.ArgumentParser:
     # Imported here so `hotline --help` stays fast and a broken optional part names itself.
+    from agent_desktop.cli import admin as cli_admin
+    from agent_desktop.cli import backup as cli_backup  # backup + restore (issue #17 §4)
     from agent_desktop.cli import commands as cli_commands
     from agent_desktop.cli import demo as cli_demo
+    from agent_desktop.cli import imports as cli_imports  # hotline import (issue #17 §3)
     from asterisk_conf import cli as pbx_cli
 
     parser = argparse.ArgumentParser(prog="hotline", description="400 hotline call center")
     parser.add_argument("--config", help="TOML settings file (default: ./hotline.toml if present)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     cli_commands.register(commands)
+    cli_admin.register(commands)
+    cli_backup.register(commands)  # issue #17 §4: database + recordings
     pbx_cli.register(commands)
     cli_demo.register(commands)
+    cli_imports.register(commands)  # hotline import (customer data, issue #17 §3)
     return parser
 
 

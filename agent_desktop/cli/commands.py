@@ -1,19 +1,18 @@
-"""CLI commands for the CRM core and the server: db, seed, backup, restore, history, serve."""
+"""CLI commands for the CRM core and the server: db, seed, history, customers, serve.
+(backup and restore: agent_desktop/cli/backup.py)"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
-import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from crm_core import backup as backups
+from agent_desktop.customers.merge_wiring import merge_bus  # issue #17 §2
 from crm_core import duplicates, history, migrate
 from crm_core.db import Database
-from crm_core.errors import ValidationError
 from crm_core.lookup import lookup_by_number
 from crm_core.progress import Progress
 from crm_core.search import count_customers, search
@@ -84,35 +83,6 @@ async def _seed(db: Database, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _backup(db: Database, args: argparse.Namespace) -> int:
-    bar: Progress | None = None
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        bar = bar or Progress("backup", total, " pages")
-        bar.update(done - bar.done)
-
-    target = await backups.backup(db.settings, args.path, progress)
-    if bar:
-        bar.finish()
-    print(f"backup written to {target} ({target.stat().st_size:,} bytes)")
-    return 0
-
-
-def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
-    if not args.yes:
-        if not sys.stdin.isatty():
-            raise ValidationError("restore replaces all current data; add --yes to confirm")
-        answer = input(f"Replace ALL data in {settings.database_url} with {args.path}? [y/N] ")
-        if answer.strip().lower() not in ("y", "yes"):
-            print("restore cancelled")
-            return 1
-    asyncio.run(backups.restore(settings, args.path))
-    migrate.upgrade(settings)
-    print(f"restored {args.path} into {settings.database_url}")
-    return 0
-
-
 async def _history_list(db: Database, args: argparse.Namespace) -> int:
     entries = await history.list_history(db, args.entity, args.id)
     if not entries:
@@ -155,7 +125,8 @@ async def _lookup(db: Database, args: argparse.Namespace) -> int:
 
 
 async def _merge(db: Database, args: argparse.Namespace) -> int:
-    change = await duplicates.merge(db, args.source, args.target)
+    # issue #17: calls, requests and recordings follow the merge (merge_wiring.py).
+    change = await duplicates.merge(db, args.source, args.target, bus=merge_bus(db))
     print(
         f"customer {args.source} merged into {args.target}; undo with "
         f"`hotline customers unmerge {change.id}`"
@@ -164,7 +135,7 @@ async def _merge(db: Database, args: argparse.Namespace) -> int:
 
 
 async def _unmerge(db: Database, args: argparse.Namespace) -> int:
-    change = await duplicates.unmerge(db, args.change)
+    change = await duplicates.unmerge(db, args.change, bus=merge_bus(db))
     print(f"merge undone ({change.note}); recorded as change #{change.id}")
     return 0
 
@@ -189,21 +160,13 @@ def register(commands: Any) -> None:
     seed.add_argument("--show-logins", action="store_true", help="print the demo logins")
     seed.set_defaults(handler=_with_db(_seed))
 
-    bk = commands.add_parser("backup", help="online backup to a file")
-    bk.add_argument("path")
-    bk.set_defaults(handler=_with_db(_backup))
-    rs = commands.add_parser("restore", help="replace all data with a backup file")
-    rs.add_argument("path")
-    rs.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    rs.set_defaults(handler=cmd_restore)
-
     hist = commands.add_parser("history", help="change history").add_subparsers(
         dest="h", required=True
     )
     listing = hist.add_parser("list", help="changes of one record")
     restore = hist.add_parser("restore", help="put a record back to an earlier point")
     for p in (listing, restore):
-        p.add_argument("entity", choices=sorted(history.ENTITIES))
+        p.add_argument("entity", choices=sorted(set(history.ENTITIES) | history.LISTED_ONLY))
         p.add_argument("id", type=int)
     point = restore.add_mutually_exclusive_group(required=True)
     point.add_argument("--to-change", type=int, help="the state right after this change id")

@@ -76,6 +76,7 @@ LABELS: dict[str, dict[str, str]] = {
         "restore": "Restored",
         "merge": "Merged",
         "unmerge": "Merge undone",
+        "import": "Imported",  # customer-data import (issue #17 §3)
     },
     "LOGIN_RESULTS": {
         "ok": "Success",

@@ -14,6 +14,8 @@ from agent_desktop.common.labels import DISPOSITION_LABELS, TICKET_LABELS
 from agent_desktop.common.pages import add_nav, render
 from agent_desktop.context import CONTEXT_KEY, AppContext
 from agent_desktop.customers.calls import customer_calls, customer_requests
+from agent_desktop.customers.edit_pages import edit_context, version_map
+from agent_desktop.customers.edit_support import etag
 from crm_core.errors import HotlineError
 from crm_core.phones import normalize
 
@@ -72,6 +74,7 @@ async def customer_page(request: web.Request) -> web.Response:
         OUTCOME_LABELS=OUTCOME_LABELS,
         can_reveal=can_reveal_numbers(user)
         and any(p.masked for p in view.phones + [q for cv in view.contacts for q in cv.phones]),
+        **(await edit_context(ctx.db, user, view)),  # issue #17 §2: edit forms, history
     )
 
 
@@ -79,7 +82,11 @@ async def customer_api(request: web.Request) -> web.Response:
     ctx, user = request.app[CONTEXT_KEY], current_user(request)
     customer = await customer_for(ctx.db, request, user, _id(request, "customer_id"))
     view = await load_360(ctx.db, customer, sees_full_numbers(ctx.settings, user))
-    return web.json_response(view.as_dict())
+    # issue #17 §2: the version tokens to send back when editing; the customer's as ETag.
+    tokens = await version_map(ctx.db, view)
+    token = tokens.get(f"customer:{customer.id}")
+    data = {**view.as_dict(), "version": token, "versions": tokens}
+    return web.json_response(data, headers=etag(token))
 
 
 async def reveal_phone(request: web.Request) -> web.Response:
