@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+import agent_desktop.admin.technician_import  # noqa: F401 - registers the import kind
 from agent_desktop.admin import api, pages
 from agent_desktop.common.pages import add_nav
 from agent_desktop.context import AppContext

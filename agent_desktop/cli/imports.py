@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import agent_desktop.admin.technician_import  # noqa: F401 - registers the technicians kind
 from agent_desktop.cli.commands import _with_db
 from crm_core.db import Database
 from crm_core.importing import ImportOptions, ImportReport, Outcome, kind_names, run_import
@@ -90,7 +91,7 @@ def _batch_size(text: str) -> int:
 def register(commands: Any) -> None:
     p = commands.add_parser(
         "import",
-        help="import customers, contacts or vehicles from a CSV or XLSX file",
+        help="import customers, contacts, vehicles or technicians from a CSV or XLSX file",
         description="Rows are checked, matched to stored records and written in batches "
         "(one transaction each); importing the same file again changes nothing. "
         "See docs/import.md.",
