@@ -70,6 +70,15 @@ def settings(migrated_template: Settings, tmp_path: Path) -> Settings:
     )
 
 
+# crm_core migration 0003: the two queues the dialplan routes to.
+MIGRATION_SEED = (
+    "INSERT INTO call_queues (id, name, display_name, strategy, weight, announce_position,"
+    " announce_frequency, active) VALUES (1, 'hotline', '400热线', 'ringall', 0, false, 0, true),"
+    " (2, 'vip', 'VIP/专属客户', 'linear', 10, false, 0, true)",
+    "SELECT setval('call_queues_id_seq', 2)",
+)
+
+
 @pytest.fixture
 async def db(settings: Settings) -> AsyncIterator[Database]:
     database = Database.open(settings)
@@ -77,5 +86,8 @@ async def db(settings: Settings) -> AsyncIterator[Database]:
         tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
         async with database.engine.begin() as conn:
             await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            # Put back the rows the migrations seed (SQLite tests get them with the copy).
+            for statement in MIGRATION_SEED:
+                await conn.execute(text(statement))
     yield database
     await database.close()
