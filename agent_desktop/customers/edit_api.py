@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from agent_desktop.common.access import customer_for, sees_full_numbers
 from agent_desktop.common.customer_data import phone_view
+from agent_desktop.common.errors import Forbidden
 from agent_desktop.common.guards import current_user, require_roles
 from agent_desktop.context import CONTEXT_KEY, AppContext
 from agent_desktop.customers.edit_support import (
@@ -48,6 +49,22 @@ def _no_move(body: dict[str, Any]) -> None:
         raise ValidationError(
             "customer_id cannot be changed here: merge the customers instead", field="customer_id"
         )
+
+
+# Fields that move a customer to another region or owner, or bar it from calling: an agent
+# could otherwise take a customer out of a colleague's scope or make it ring them first.
+SUPERVISED_FIELDS = ("owner_id", "region", "blocked")
+
+
+def _supervised(user_role: str, body: dict[str, Any], customer: Any) -> None:
+    # A form sends every field: only a changed value counts ("" and None are the same).
+    touched = [
+        k
+        for k in SUPERVISED_FIELDS
+        if k in body and (body[k] or None) != (getattr(customer, k) or None)
+    ]
+    if touched and user_role not in ("supervisor", "admin"):
+        raise Forbidden(f"only a supervisor or admin changes {', '.join(touched)}")
 
 
 async def _reply(
@@ -88,6 +105,7 @@ async def patch_customer(request: web.Request) -> web.Response:
     ctx, user = request.app[CONTEXT_KEY], current_user(request)
     customer = await customer_for(ctx.db, request, user, match_id(request, "customer_id"))
     body = await body_of(request)
+    _supervised(user.role, body, customer)
     expected = version_from(request, body, required=True)
     confirmed = flag(body, "confirm_duplicate")
     phones = phones_from(body)

@@ -353,3 +353,27 @@ async def test_out_of_scope_is_404_technicians_403_and_csrf_is_required(
     async with world.db.transaction() as session:
         row = await session.get(PhoneNumber, world.east_phone)
     assert row is not None and row.e164 == "+8613905581234"
+
+
+async def test_only_a_supervisor_moves_a_customer_to_another_region_or_owner(
+    client: TestClient[Any, Any], world: World
+) -> None:
+    csrf = await login_ok(client, "agent_east")
+    _data, version = await _read(client, world.east_customer)
+    path = f"/api/customers/{world.east_customer}"
+    match = {"If-Match": f'"{version}"'}
+    for body in ({"region": "华北"}, {"owner_id": world.users["agent_east"]}, {"blocked": True}):
+        refused = await _send(client, "PATCH", path, csrf, body, **match)
+        assert refused.status == 403, body
+    # The form sends the unchanged region along with a real edit: that is allowed.
+    same = await _send(client, "PATCH", path, csrf, {"region": "华东", "city": "芜湖"}, **match)
+    assert same.status == 200, await same.text()
+    assert (await _customer(world, world.east_customer)).region == "华东"
+    client.session.cookie_jar.clear()
+    csrf = await login_ok(client, "sup_east")
+    _data, version = await _read(client, world.east_customer)
+    moved = await _send(
+        client, "PATCH", path, csrf, {"region": "华北"}, **{"If-Match": f'"{version}"'}
+    )
+    assert moved.status == 200
+    assert (await _customer(world, world.east_customer)).region == "华北"
