@@ -7,12 +7,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from asterisk_conf.prompts import PROMPTS
 from crm_core.customers import CustomerService
 from crm_core.db import Database
 from crm_core.events import CallLinkRequested, EventBus, SurveyAnswered
 from crm_core.lookup import Candidate, NumberLookup
+from crm_core.models import User
 from crm_core.settings import Settings
 from crm_core.users import create_user
 from crm_core.vehicles import VehicleService
@@ -120,6 +122,20 @@ async def test_lookup_of_a_vip_with_an_owner(seeded: Seeded, agi: Harness) -> No
         "HOTLINE_QUEUE": "vip",
         "HOTLINE_STICKY": "PJSIP/1001",
     }
+
+
+async def test_an_owner_an_admin_took_off_sticky_routing_is_not_rung_first(
+    seeded: Seeded, agi: Harness
+) -> None:
+    async with seeded.db.transaction() as session:
+        await session.execute(
+            update(User).where(User.username == "zhang").values(sticky_owner=False)
+        )
+    await agi.start()
+    channel = await agi.call("lookup", caller=VIP_MOBILE)
+    variables = _hotline(channel)
+    assert variables["HOTLINE_QUEUE"] == "vip"  # still a VIP
+    assert variables.get("HOTLINE_STICKY", "") == ""
 
 
 async def test_lookup_of_an_unknown_or_anonymous_caller(seeded: Seeded, agi: Harness) -> None:
