@@ -11,9 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from agent_desktop.admin.actor import Actor
 from agent_desktop.admin.changes import admin_snapshot, log_change
+from agent_desktop.admin.lookup import find_by_ref
 from agent_desktop.admin.validation import flag, text
 from crm_core.db import Database
-from crm_core.errors import DuplicateCode, NotFound, ValidationError
+from crm_core.errors import DuplicateCode, ValidationError
 from crm_core.models import Office, Role, User
 from crm_core.phones import normalize
 
@@ -37,13 +38,7 @@ def _hours(value: str | None) -> str | None:
 
 
 async def find_office(session: AsyncSession, ref: int | str) -> Office:
-    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-        row = await session.get(Office, int(ref))
-    else:
-        row = (await session.scalars(select(Office).where(Office.name == ref))).first()
-    if row is None:
-        raise NotFound(f"no office {ref}")
-    return row
+    return await find_by_ref(session, Office, Office.name, ref, "office")
 
 
 async def _clean(

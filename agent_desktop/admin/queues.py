@@ -12,10 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from agent_desktop.admin.actor import Actor
 from agent_desktop.admin.changes import admin_snapshot, log_change
 from agent_desktop.admin.errors import AdminRefused
+from agent_desktop.admin.lookup import find_by_ref
 from agent_desktop.admin.validation import flag, integer, text
 from asterisk_conf.render import ROUTED_QUEUES
 from crm_core.db import Database
-from crm_core.errors import DuplicateCode, NotFound, ValidationError
+from crm_core.errors import DuplicateCode, ValidationError
 from crm_core.models import CallQueue, QueueMember, User
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
@@ -35,13 +36,7 @@ FIELDS = (
 
 
 async def find_queue(session: AsyncSession, ref: int | str) -> CallQueue:
-    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-        row = await session.get(CallQueue, int(ref))
-    else:
-        row = (await session.scalars(select(CallQueue).where(CallQueue.name == ref))).first()
-    if row is None:
-        raise NotFound(f"no queue {ref}")
-    return row
+    return await find_by_ref(session, CallQueue, CallQueue.name, ref, "queue")
 
 
 def _clean(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -16,10 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from agent_desktop.admin.actor import Actor
 from agent_desktop.admin.changes import admin_snapshot, log_change
 from agent_desktop.admin.errors import AdminRefused
+from agent_desktop.admin.lookup import find_by_ref
 from agent_desktop.admin.validation import USERNAME, check_password, flag, networks, text
 from agent_desktop.models import WebSession
 from crm_core.db import Database
-from crm_core.errors import DuplicateCode, NotFound, ValidationError
+from crm_core.errors import DuplicateCode, ValidationError
 from crm_core.models import CallQueue, Office, QueueMember, Role, User
 from crm_core.users import hash_password
 
@@ -33,14 +34,7 @@ def generated_password() -> str:
 
 
 async def find_user(session: AsyncSession, ref: int | str) -> User:
-    """A user by id or by user name."""
-    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-        row = await session.get(User, int(ref))
-    else:
-        row = (await session.scalars(select(User).where(User.username == ref))).first()
-    if row is None:
-        raise NotFound(f"no user {ref}")
-    return row
+    return await find_by_ref(session, User, User.username, ref, "user")
 
 
 async def view(session: AsyncSession, row: User) -> dict[str, Any]:

@@ -11,12 +11,12 @@ from typing import Any
 
 from aiohttp import web
 
+import agent_desktop.imports.uploads as uploads
 from agent_desktop.common.audit import audit
 from agent_desktop.common.guards import context, current_user, require_roles
 from agent_desktop.common.ipaccess import client_ip
 from agent_desktop.common.pages import add_nav, render
 from agent_desktop.context import AppContext
-from agent_desktop.imports import uploads
 from crm_core.db import Database
 from crm_core.errors import ValidationError
 from crm_core.importing import ImportOptions, ImportReport, get_kind, kind_names, run_import

@@ -18,7 +18,7 @@ from rapidfuzz import fuzz
 from sqlalchemy import false
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from crm_core.importing import writing as w
+import crm_core.importing.writing as w
 from crm_core.importing.customer_rows import CUSTOMERS, VEHICLES, CustomerRow
 from crm_core.importing.kinds import ImportContext, RowResult
 from crm_core.importing.report import Outcome

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from crm_core.importing import writing as w
+import crm_core.importing.writing as w
 from crm_core.importing.customer_match import Stored, load, seen_elsewhere, target_of
 from crm_core.importing.customer_rows import (
     ALIASES,

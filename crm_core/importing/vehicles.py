@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from crm_core.importing import writing as w
+import crm_core.importing.writing as w
 from crm_core.importing.kinds import ImportContext, ImportKind, RowResult, RowValues, register_kind
 from crm_core.importing.owners import (
     OWNER_ALIASES,
