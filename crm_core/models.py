@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -149,6 +150,44 @@ class CallQueue(Base):
     weight: Mapped[int] = mapped_column(Integer, default=0)
     announce_position: Mapped[bool] = mapped_column(Boolean, default=False)
     announce_frequency: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # 0004: opening hours (crm_core/business_hours.py; empty = always open), the holiday
+    # calendar ("cn": Chinese public holidays and adjusted working days, "none"), overflow,
+    # queue callback and the service-level thresholds the KPIs use.
+    hours: Mapped[str | None] = mapped_column(String(300))
+    holiday_calendar: Mapped[str] = mapped_column(String(10), default="cn", server_default="cn")
+    overflow_seconds: Mapped[int | None] = mapped_column(Integer)
+    overflow_max_waiting: Mapped[int | None] = mapped_column(Integer)
+    # "queue:<name>", "voicemail" or "callback"; empty: voicemail when nobody can answer.
+    overflow_target: Mapped[str | None] = mapped_column(String(60))
+    callback_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    announce_holdtime: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    service_level_seconds: Mapped[int] = mapped_column(Integer, default=20, server_default="20")
+    short_abandon_seconds: Mapped[int] = mapped_column(Integer, default=5, server_default="5")
+
+
+class QueueClosure(Base):
+    """An ad-hoc closure an admin adds (a typhoon day, a company event): callers get the
+    closed-hours routing between starts_at and ends_at. No queue: every queue."""
+
+    __tablename__ = "queue_closures"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    queue_id: Mapped[int | None] = mapped_column(ForeignKey("call_queues.id"))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    reason: Mapped[str] = mapped_column(String(200))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    __table_args__ = (CheckConstraint("ends_at > starts_at", name="period"),)
+
+
+class DispositionCode(Base):
+    """A wrap-up code the agent picks after a call (咨询, 报修, 投诉, 回访, 其他 ...)."""
+
+    __tablename__ = "disposition_codes"
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    label: Mapped[str] = mapped_column(String(100))
+    sort: Mapped[int] = mapped_column(Integer, default=0)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     Float,
     ForeignKey,
@@ -58,12 +59,23 @@ class Call(Base):
     # The caller's IVR satisfaction score, 1 (very dissatisfied) to 5 (cti_0003).
     survey_score: Mapped[int | None] = mapped_column(Integer)
     surveyed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # cti_0004: after-call work and routing. wrapup_until is when the agent's wrap-up ends
+    # (extendable once); routed is "closed" (outside opening hours), "overflow" (left the
+    # queue for its overflow target), "callback" (hung up keeping their place) or empty.
+    hold_seconds: Mapped[float | None] = mapped_column(Float)
+    wrapup_seconds: Mapped[float | None] = mapped_column(Float)
+    wrapup_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    wrapup_extended: Mapped[bool | None] = mapped_column(Boolean)
+    routed: Mapped[str | None] = mapped_column(String(20))
+    overflowed_from: Mapped[str | None] = mapped_column(String(40))
+    voicemail_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     __table_args__ = (
         UniqueConstraint("server", "linkedid", name="uq_calls_server_linkedid"),
         CheckConstraint(
             "survey_score is null or survey_score between 1 and 5", name="survey_score"
         ),
         Index("ix_calls_agent_processed", "agent_id", "processed_at"),
+        Index("ix_calls_ended_at", "ended_at"),
     )
 
 
@@ -82,3 +94,53 @@ class ScreenPop(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     displayed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class QueueCallback(Base):
+    """A caller who pressed 1 to hang up keeping their place (or left a voicemail): one job
+    of the callback worker. The state machine is cti/callback_states.py; claim_token and
+    attempt_id make an attempt happen once, even across a crash (the SMS outbox discipline)."""
+
+    __tablename__ = "queue_callbacks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    server: Mapped[str] = mapped_column(String(40))
+    linkedid: Mapped[str] = mapped_column(String(40))
+    source: Mapped[str] = mapped_column(String(12))  # "queue" (pressed 1) or "voicemail"
+    queue: Mapped[str] = mapped_column(String(40))
+    number: Mapped[str] = mapped_column(String(60))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+    place_at: Mapped[datetime] = mapped_column(UTCDateTime)  # when the caller joined the queue
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    state: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claim_token: Mapped[str | None] = mapped_column(String(40))
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    attempt_id: Mapped[str | None] = mapped_column(String(60), unique=True)
+    attempt_linkedid: Mapped[str | None] = mapped_column(String(40))
+    last_result: Mapped[str | None] = mapped_column(String(60))
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    __table_args__ = (
+        UniqueConstraint("server", "linkedid", name="uq_queue_callbacks_server_linkedid"),
+        Index("ix_queue_callbacks_state", "state", "place_at"),
+    )
+
+
+class SpySession(Base):
+    """A supervisor listening to, whispering to or barging into an agent's call (audited)."""
+
+    __tablename__ = "spy_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    supervisor_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    agent_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    server: Mapped[str] = mapped_column(String(40))
+    linkedid: Mapped[str] = mapped_column(String(40))
+    mode: Mapped[str] = mapped_column(String(10))
+    action_id: Mapped[str] = mapped_column(String(60), unique=True)
+    channel: Mapped[str | None] = mapped_column(String(120))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    __table_args__ = (CheckConstraint("mode in ('listen','whisper','barge')", name="mode"),)

@@ -70,12 +70,18 @@ def settings(migrated_template: Settings, tmp_path: Path) -> Settings:
     )
 
 
-# crm_core migration 0003: the two queues the dialplan routes to.
+# crm_core migrations 0003 and 0004: the two queues the dialplan routes to, the disposition codes.
 MIGRATION_SEED = (
     "INSERT INTO call_queues (id, name, display_name, strategy, weight, announce_position,"
     " announce_frequency, active) VALUES (1, 'hotline', '400热线', 'ringall', 0, false, 0, true),"
     " (2, 'vip', 'VIP/专属客户', 'linear', 10, false, 0, true)",
     "SELECT setval('call_queues_id_seq', 2)",
+    # crm_core migration 0004: the disposition codes the desktop offers.
+    "INSERT INTO disposition_codes (code, label, sort, active) VALUES"
+    " ('consultation', '咨询', 10, true), ('service_request', '报修', 20, true),"
+    " ('complaint', '投诉', 30, true), ('callback', '回访', 40, true),"
+    " ('resolved', '已解决', 50, true), ('wrong_number', '打错电话', 60, true),"
+    " ('other', '其他', 70, true)",
 )
 
 
