@@ -21,8 +21,11 @@ from agent_desktop import (
     calls,
     customers,
     imports,  # customer-data import (issue #17 §3)
+    operations,
     recordings,
+    reports_calls,  # call and agent KPIs (issue #18 §5)
     sms,
+    supervise,
     tickets,
     wallboard,
 )
@@ -47,12 +50,15 @@ def features() -> list[Feature]:
     return [
         pages.setup,
         recordings.setup,
+        operations.setup,  # before calls: its FastAGI handlers are a provider calls uses
         calls.setup,
         customers.setup,
         auth.setup,
         sms.setup,
         tickets.setup,
+        reports_calls.setup,  # call and agent KPIs (issue #18 §5)
         wallboard.setup,
+        supervise.setup,  # listen / whisper / barge from the wallboard (issue #18 §4)
         admin.setup,
         imports.setup,  # customer-data import (issue #17 §3)
     ]

@@ -52,6 +52,7 @@ MODULES: tuple[str, ...] = (
     "app_queue.so",
     "app_playback.so",
     "app_read.so",
+    "app_waitforsilence.so",  # voicemail ends on silence
     "app_mixmonitor.so",
     "app_verbose.so",
     "app_stack.so",

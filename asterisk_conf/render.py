@@ -61,6 +61,15 @@ class QueueSpec:
     max_wait_seconds: int = 900
     announce_position: bool = False
     announce_frequency: int = 0
+    announce_holdtime: bool = False
+    # Overflow (#18): Queue() gives up after wait_seconds (the overflow time, else the
+    # longest wait) or refuses to join past maxlen (0: no limit), and the caller goes to
+    # overflow_exten in hotline-overflow: "voicemail", "callback" or "q-<queue>".
+    wait_seconds: int = 900
+    maxlen: int = 0
+    overflow_exten: str = "voicemail"
+    callback_offer: bool = False
+    hours: str | None = None
 
     def penalty(self, index: int) -> int:
         """Tiered queues ring the first agents first and reach later ones after a delay."""
@@ -89,6 +98,12 @@ class QueueRow:
     weight: int = 0
     announce_position: bool = False
     announce_frequency: int = 0
+    hours: str | None = None
+    overflow_seconds: int | None = None
+    overflow_max_waiting: int | None = None
+    overflow_target: str | None = None
+    callback_enabled: bool = False
+    announce_holdtime: bool = False
 
 
 BUILT_IN_QUEUES = (
@@ -115,9 +130,29 @@ def queue_specs(settings: Settings, rows: list[QueueRow] | None = None) -> list[
             max_wait_seconds=max_wait if row.max_wait_seconds is None else row.max_wait_seconds,
             announce_position=row.announce_position,
             announce_frequency=row.announce_frequency,
+            announce_holdtime=row.announce_holdtime,
+            wait_seconds=_wait_seconds(row, max_wait),
+            maxlen=row.overflow_max_waiting or 0,
+            overflow_exten=overflow_exten(row.overflow_target),
+            callback_offer=row.callback_enabled,
+            hours=row.hours,
         )
         for row in sorted(chosen, key=lambda r: r.name)
     ]
+
+
+def _wait_seconds(row: QueueRow, default_max_wait: int) -> int:
+    longest = default_max_wait if row.max_wait_seconds is None else row.max_wait_seconds
+    if row.overflow_seconds:
+        return min(row.overflow_seconds, longest)
+    return longest
+
+
+def overflow_exten(target: str | None) -> str:
+    """The hotline-overflow extension for a queue's overflow target (validated on save)."""
+    if target and target.startswith("queue:"):
+        return "q-" + target.removeprefix("queue:")
+    return target if target in ("voicemail", "callback") else "voicemail"
 
 
 async def load_queue_rows(settings: Settings) -> list[QueueRow]:
@@ -144,6 +179,12 @@ async def load_queue_rows(settings: Settings) -> list[QueueRow]:
                     r.weight,
                     r.announce_position,
                     r.announce_frequency,
+                    r.hours,
+                    r.overflow_seconds,
+                    r.overflow_max_waiting,
+                    r.overflow_target,
+                    r.callback_enabled,
+                    r.announce_holdtime,
                 )
                 for r in rows
             ]
@@ -197,6 +238,9 @@ def build_context(
         "queues": queue_specs(settings, queues),
         "ring_seconds": 8 if test_mode else 15,
         "queue_max_wait": 300 if test_mode else 900,
+        "callback_offer_seconds": 8 if test_mode else 45,
+        "voicemail_seconds": 120,
+        "callback_ring_seconds": 30,
         "agi_address": f"{settings.fastagi_host}:{settings.fastagi_port}",
         "agi_seconds": 4,
         "recordings_dir": paths.recordings_inner,

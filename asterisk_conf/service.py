@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import asterisk_conf.prompts as prompts
 from asterisk_conf import process, provision
 from asterisk_conf.agents import AgentEndpoint, load_agent_endpoints, read_agents_file
 from asterisk_conf.errors import PbxConfigInvalid, PbxNotInstalled
@@ -13,6 +15,8 @@ from asterisk_conf.paths import PbxPaths, pbx_paths
 from asterisk_conf.ports import check_ports_free
 from asterisk_conf.render import QueueRow, live_files, load_queue_rows, render_files, write_config
 from crm_core.settings import Settings
+
+log = logging.getLogger(__name__)
 
 # Lines whose change a reload cannot apply: sockets are bound once, at start.
 _RESTART_KEYS = {
@@ -84,6 +88,7 @@ def start(
     paths = pbx_paths(settings)
     require_installed(paths)
     files = render_files(settings, paths, agents, queues)  # refuses bad settings before writing
+    prompts.ensure_prompts(paths.prompts_host, log.info, prompts.hours_texts(queues or []))
     running = process.read_pid(paths) if process.is_running(paths) else None
     if running is not None:
         return StartOutcome(pid=running, already_running=True)
@@ -122,6 +127,8 @@ def reload(
     require_installed(paths)
     files = render_files(settings, paths, agents, queues)
     process.require_running(paths)
+    # A queue's new hours are spoken before the dialplan can play them.
+    prompts.ensure_prompts(paths.prompts_host, log.info, prompts.hours_texts(queues or []))
     old = live_files(paths)
     if not write_config(paths, files):
         return ReloadOutcome(changed=False, restart_needed=[])

@@ -29,7 +29,7 @@ ENTITIES: dict[str, type[DeclarativeBase]] = {
 
 # Administration records: their changes are listed like a customer's, but never restored
 # from here (re-enabling a disabled account must be a deliberate admin act).
-LISTED_ONLY = frozenset({"user", "office", "queue"})
+LISTED_ONLY = frozenset({"user", "office", "queue", "disposition"})
 
 
 def model_for(entity: str) -> type[DeclarativeBase]:

@@ -53,6 +53,9 @@ class Settings:
     ami_servers: str = ""
     # After the AMI link drops, reconnect attempts back off up to this many seconds.
     ami_reconnect_max_seconds: int = 10
+    # Queue callback (#18): tries per caller, and the wait between unanswered tries.
+    callback_attempts: int = 3
+    callback_retry_seconds: int = 600
     log_level: str = "INFO"
     # PBX instance: several (dev, tests) share one pbx_root, each with its own ports and dirs.
     pbx_instance: str = "main"
@@ -246,6 +249,8 @@ _VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "ami_secret": _nonempty,
     "ami_username": _nonempty,
     "ami_reconnect_max_seconds": _positive,
+    "callback_attempts": _positive,
+    "callback_retry_seconds": _positive,
     "sip_secret": _nonempty,
     "pbx_instance": _instance_name,
     "session_idle_minutes": _positive,

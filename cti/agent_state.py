@@ -28,6 +28,9 @@ MEMBER_EVENTS = frozenset(
         "QueueMember",
     }
 )
+# The pause reason our wrap-up extension uses (cti/wrapup.py): an agent paused with it is in
+# after-call work, not on a break.
+WRAPUP_REASON = "话后处理"
 
 
 @dataclass
@@ -40,9 +43,16 @@ class MemberState:
     pause_reason: str
     calls_taken: int
     since: float  # when the state last changed (epoch)
+    wrapup_until: float | None = None  # epoch; set by the wrap-up service (cti/wrapup.py)
 
     @property
     def state(self) -> str:
+        """A break (any other pause) outranks wrap-up; wrap-up shows while the phone is idle."""
+        if self.paused and self.pause_reason != WRAPUP_REASON:
+            return "paused"
+        in_wrapup = self.wrapup_until is not None and time.time() < self.wrapup_until
+        if in_wrapup and self.device in ("available", "unknown"):
+            return "wrapup"
         return "paused" if self.paused else self.device
 
     def as_dict(self) -> dict[str, Any]:
@@ -52,6 +62,7 @@ class MemberState:
 class AgentStates:
     def __init__(self) -> None:
         self.members: dict[tuple[str, str, str], MemberState] = {}  # server, queue, interface
+        self.wrapups: dict[str, float] = {}  # interface -> when its wrap-up ends (epoch)
 
     def apply(self, server: str, name: str, h: Mapping[str, str]) -> MemberState | None:
         """Update from one event; return the member if its visible state changed."""
@@ -70,6 +81,7 @@ class AgentStates:
             pause_reason=h.get("PausedReason", ""),
             calls_taken=int(h.get("CallsTaken", "0") or 0),
             since=time.time(),
+            wrapup_until=self.wrapups.get(key[2]),
         )
         if old is not None and (old.device, old.paused, old.pause_reason) == (
             new.device,
@@ -87,6 +99,30 @@ class AgentStates:
         for event in queue_events:
             if event.name == "QueueMember":
                 self.apply(server, "QueueMember", event.headers)
+
+    def set_wrapup(self, interface: str, until: float | None) -> None:
+        """The agent on `interface` is in wrap-up until `until` (None: no longer)."""
+        if until is None:
+            self.wrapups.pop(interface, None)
+        else:
+            self.wrapups[interface] = until
+        for member in self.for_interface(interface):
+            member.wrapup_until = until
+            member.since = time.time()
+
+    def wrapup_pause(self, interface: str) -> bool | None:
+        """Is the phone paused for wrap-up (True), otherwise paused or not (False)? None when
+        no queue state is known yet (before the first resync)."""
+        members = self.for_interface(interface)
+        if not members:
+            return None
+        return any(m.paused and m.pause_reason == WRAPUP_REASON for m in members)
+
+    def paused_otherwise(self, interface: str) -> bool:
+        """Paused for another reason (a break, logged out): wrap-up must not touch it."""
+        return any(
+            m.paused and m.pause_reason != WRAPUP_REASON for m in self.for_interface(interface)
+        )
 
     def for_interface(self, interface: str) -> list[MemberState]:
         return [m for (_, _, i), m in self.members.items() if i == interface]

@@ -293,12 +293,14 @@ def build_agi_server(
     budget: float = CRM_BUDGET,
     port: int | None = None,
     agent_available: AgentAvailable | None = None,
+    extra_routes: Mapping[str, AgiHandler] | None = None,
 ) -> FastAgiServer:
     """The FastAGI server with every IVR handler, listening on settings.fastagi_host/port.
 
     The caller-number lookup keeps its own read connection (NumberLookup) open from start()
     to stop(). `prompt_texts` is asterisk_conf.prompts.PROMPTS (name -> text), so a status
     sentence from `status_for` is played from the prompt recorded with that text.
+    `extra_routes`: more scripts (the call-center operations' handlers, cti/operations_agi).
     """
     number_lookup: NumberLookup | None = None
     if finder is None:
@@ -328,7 +330,7 @@ def build_agi_server(
     return FastAgiServer(
         settings.fastagi_host,
         settings.fastagi_port if port is None else port,
-        handlers.routes(),
+        {**handlers.routes(), **(extra_routes or {})},
         on_start=on_start,
         on_stop=on_stop,
     )

@@ -41,6 +41,9 @@ from cti.tracker_resync import bring_up_to_date, log_recovered
 log = logging.getLogger(__name__)
 RECORDS_MARGIN_S = 15.0
 StateListener = Callable[[str, MemberState], Awaitable[None]]
+# Sees every raw AMI event after the tracker (supervisor spy legs: cti/supervise.py). Sync
+# and quick: anything slow is the listener's own task.
+EventListener = Callable[[str, AmiEventLike], None]
 # (server, channel, variable names) -> their values: AMI Getvar, given by the composition root.
 ChannelVariables = Callable[[str, str, Sequence[str]], Awaitable[dict[str, str]]]
 
@@ -61,6 +64,7 @@ class CtiBridge:
         self.tracker = CallTracker(self._pending.append)
         self.agents = AgentStates()
         self.state_listeners: list[StateListener] = []
+        self.event_listeners: list[EventListener] = []
         self.channel_variables: ChannelVariables | None = None
         # Where this server's call records (CDR) and recordings are, if this host can read
         # them: after an outage, calls that began and ended meanwhile are logged from them.
@@ -111,6 +115,11 @@ class CtiBridge:
         changed = self.agents.apply(server, event.name, event.headers)
         self.tracker.handle(server, event)
         await self._dispatch()
+        for listen in self.event_listeners:
+            try:
+                listen(server, event)
+            except Exception:
+                log.exception("AMI event listener failed on %s", event.name)
         if changed is not None:
             for listener in self.state_listeners:
                 await listener(server, changed)

@@ -89,6 +89,19 @@ class CallAnswered:
 
 
 @dataclass(frozen=True)
+class AgentCompleted:
+    """The agent left a queue call (AMI AgentComplete): their after-call work starts here, as
+    Asterisk's own wrapuptime does, even while the caller stays on for the survey."""
+
+    server: str
+    linkedid: str
+    interface: str
+    member_name: str
+    queue: str | None
+    at: float
+
+
+@dataclass(frozen=True)
 class RecordingStarted:
     server: str
     linkedid: str

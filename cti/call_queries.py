@@ -6,24 +6,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, or_, select
+from sqlalchemy import Select, and_, case, func, or_, select, update
 from sqlalchemy.orm import aliased
 
+import cti.dispositions as dispositions
 from crm_core.db import Database
 from crm_core.errors import HotlineError, NotFound, ValidationError
 from crm_core.models import Customer, User
 from crm_core.records import to_json
-from cti.models import Call
+from cti.models import Call, QueueCallback
 
-DISPOSITIONS = (
-    "resolved",
-    "service_request",
-    "consultation",
-    "complaint",
-    "callback",
-    "wrong_number",
-    "other",
-)
 MAX_NOTE = 2000
 SHANGHAI = timedelta(hours=8)  # the hotline's day starts at 00:00 Beijing time
 
@@ -72,11 +64,9 @@ async def get_call(db: Database, viewer: Viewer, call_id: int) -> Call:
 async def set_disposition(
     db: Database, viewer: Viewer, call_id: int, disposition: str, note: str
 ) -> Call:
-    """Wrap-up. The call counts as processed once it has both a disposition and a note."""
-    if disposition not in DISPOSITIONS:
-        raise ValidationError(
-            f"disposition must be one of {', '.join(DISPOSITIONS)}", field="disposition"
-        )
+    """Wrap-up. The call counts as processed once it has both a disposition and a note.
+    The codes are the active ones of the disposition_codes table (cti/dispositions.py)."""
+    await dispositions.check_active(db, disposition)
     note = (note or "").strip()
     if len(note) > MAX_NOTE:
         raise ValidationError(f"note is at most {MAX_NOTE} characters", field="note")
@@ -157,6 +147,7 @@ async def callback_list(db: Database, viewer: Viewer, days: int = 3) -> list[dic
             Call.number_e164.is_not(None),
             Call.entered_at >= datetime.now(UTC) - timedelta(days=days),
             ~answered_since,
+            ~_callback_pending(),
         )
         .order_by(Call.entered_at.desc())
         .limit(200)
@@ -179,6 +170,25 @@ async def mark_called_back(db: Database, call_id: int) -> None:
         if call is None:
             raise NotFound(f"call {call_id} does not exist", call_id=call_id)
         call.callback_done_at = call.callback_done_at or datetime.now(UTC)
+        # Called back by hand: the queue-callback worker must not call them again.
+        await session.execute(
+            update(QueueCallback)
+            .where(QueueCallback.linkedid == call.linkedid, QueueCallback.state == "waiting")
+            .values(state="cancelled", done_at=datetime.now(UTC), last_result="CALLED_BACK")
+        )
+
+
+def _callback_pending() -> Any:
+    """The caller pressed 1 and the callback worker will call them (it is not the agents'
+    to call by hand); a failed callback comes back onto the list."""
+    return (
+        select(QueueCallback.id)
+        .where(
+            QueueCallback.linkedid == Call.linkedid,
+            QueueCallback.state.in_(("waiting", "calling")),
+        )
+        .exists()
+    )
 
 
 async def survey_scores_by_agent(

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from crm_core.errors import HotlineError
 from cti.call_events import (
+    AgentCompleted,
     AgentRinging,
     CallAnswered,
     CallEnded,
@@ -28,7 +29,9 @@ from cti.call_events import (
     RingWithdrawn,
 )
 
-INBOUND_CONTEXTS = frozenset({"from-carrier"})
+# hotline-callback: a queue callback (cti/callback_worker.py) is handled like the inbound
+# call it continues: the customer calls "through" the queue, the agent gets the pop.
+INBOUND_CONTEXTS = frozenset({"from-carrier", "hotline-callback"})
 OUTBOUND_CONTEXT = "hotline-outbound"
 
 
@@ -401,6 +404,10 @@ class CallTracker:
         call = self._live(server, h)
         if call is not None and call.agent_left_at is None:
             call.agent_left_at = _ts(h)
+            interface = h.get("Interface", "") or call.answered_by or ""
+            queue = h.get("Queue") or call.queue
+            member = h.get("MemberName", "")
+            self.emit(AgentCompleted(call.server, call.linkedid, interface, member, queue, _ts(h)))
 
     def _abandon(self, server: str, h: Mapping[str, str]) -> None:
         call = self._live(server, h)

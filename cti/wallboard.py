@@ -81,6 +81,14 @@ class Wallboard:
             counts[member.state] += 1
         return queues
 
+    def _answered_calls(self) -> dict[str, str]:
+        """Agent interface -> Linkedid of the live call that agent answered."""
+        return {
+            call.answered_by: call.linkedid
+            for call in self.tracker.calls.values()
+            if call.state is CallState.CONNECTED and call.answered_by
+        }
+
     async def snapshot(self) -> dict[str, Any]:
         totals, unprocessed = await self._today()
         live = self._live_queues()
@@ -99,6 +107,7 @@ class Wallboard:
                         "ringing": agents.get("ringing", 0),
                         "busy": agents.get("busy", 0) + agents.get("on_hold", 0),
                         "paused": agents.get("paused", 0),
+                        "wrapup": agents.get("wrapup", 0),  # after-call work (cti/wrapup.py)
                         "unavailable": agents.get("unavailable", 0),
                     },
                     "answered_today": today["answered"],
@@ -109,8 +118,13 @@ class Wallboard:
                     else None,
                 }
             )
+        on_call = self._answered_calls()
         board = [
-            {**m.as_dict(), "in_state_seconds": round(time.time() - m.since, 1)}
+            {
+                **m.as_dict(),
+                "in_state_seconds": round(time.time() - m.since, 1),
+                "linkedid": on_call.get(m.interface),  # the call a supervisor may listen to
+            }
             for m in self.agents.all()
         ]
         return {

@@ -1,7 +1,8 @@
 """QA scorecards: admin-configured criteria with weights; reviews scored 0-100 per criterion
-with comments pinned to a time in the recording. A submitted review is immutable (enforced
-on the ORM, not only by the API); an amendment is a new version that names the one it
-amends, and each version can be amended once, so the history is a single chain."""
+with comments pinned to a time in the recording. A submitted review is immutable: the ORM
+refuses to flush a change, and a trigger (migration recordings_0002) rejects a raw UPDATE or
+DELETE on SQLite and PostgreSQL. A correction (amendment) is a new version that names the one
+it amends, and each version can be amended once, so the history is a single chain."""
 
 from __future__ import annotations
 
@@ -115,6 +116,20 @@ def review_dict(r: QaReview) -> dict[str, Any]:
         "summary": r.summary,
         "submitted_at": r.submitted_at.isoformat(),
     }
+
+
+def reviews_with_history(reviews: list[QaReview]) -> list[dict[str, Any]]:
+    """The reviews as dicts, each marked with the version that corrected it (if any); the one
+    nobody corrected is the current score of its recording."""
+    corrected_by = {r.amends_id: r.id for r in reviews if r.amends_id is not None}
+    return [
+        {
+            **review_dict(r),
+            "corrected_by": corrected_by.get(r.id),
+            "current": r.id not in corrected_by,
+        }
+        for r in reviews
+    ]
 
 
 async def submit_review(

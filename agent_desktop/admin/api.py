@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 import agent_desktop.admin.agents as agents
+import agent_desktop.admin.dispositions as dispositions
 import agent_desktop.admin.offices as offices
 import agent_desktop.admin.queues as queues
 import agent_desktop.admin.technicians as technicians
@@ -228,6 +229,33 @@ async def update_technician(request: web.Request) -> web.Response:
     return web.json_response({"technician": tech})
 
 
+@require_roles("admin")
+async def list_dispositions(request: web.Request) -> web.Response:
+    return web.json_response({"dispositions": await dispositions.list_codes(context(request).db)})
+
+
+@require_roles("admin")
+async def create_disposition(request: web.Request) -> web.Response:
+    body = await body_of(request)
+    row = await dispositions.create_code(context(request).db, actor_of(request), body)
+    return web.json_response({"disposition": row}, status=201)
+
+
+@require_roles("admin")
+async def update_disposition(request: web.Request) -> web.Response:
+    body = await body_of(request)
+    db = context(request).db
+    row = await dispositions.update_code(db, actor_of(request), ref(request), body)
+    return web.json_response({"disposition": row})
+
+
+@require_roles("admin")
+async def disable_disposition(request: web.Request) -> web.Response:
+    db = context(request).db
+    row = await dispositions.set_active(db, actor_of(request), ref(request), False)
+    return web.json_response({"disposition": row})
+
+
 ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/api/admin/users", list_users),
     ("POST", "/api/admin/users", create_user),
@@ -248,6 +276,10 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/api/admin/technicians", list_technicians),
     ("POST", "/api/admin/technicians", create_technician),
     ("PATCH", "/api/admin/technicians/{ref}", update_technician),
+    ("GET", "/api/admin/dispositions", list_dispositions),
+    ("POST", "/api/admin/dispositions", create_disposition),
+    ("PATCH", "/api/admin/dispositions/{ref}", update_disposition),
+    ("POST", "/api/admin/dispositions/{ref}/disable", disable_disposition),
 ]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+import agent_desktop.admin.dispositions as dispositions
 import agent_desktop.admin.offices as offices
 import agent_desktop.admin.queues as queues
 import agent_desktop.admin.technicians as technicians
@@ -94,6 +95,12 @@ async def technicians_page(request: web.Request) -> web.Response:
     )
 
 
+@require_roles("admin")
+async def dispositions_page(request: web.Request) -> web.Response:
+    rows = await dispositions.list_codes(context(request).db)
+    return render(request, "admin_dispositions.html", rows=rows)
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get("/admin", index)
     app.router.add_get("/admin/users", users_page)
@@ -101,3 +108,4 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/admin/queues", queues_page)
     app.router.add_get("/admin/offices", offices_page)
     app.router.add_get("/admin/technicians", technicians_page)
+    app.router.add_get("/admin/dispositions", dispositions_page)

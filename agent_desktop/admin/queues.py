@@ -15,6 +15,7 @@ from agent_desktop.admin.errors import AdminRefused
 from agent_desktop.admin.lookup import find_by_ref
 from agent_desktop.admin.validation import flag, integer, text
 from asterisk_conf.render import ROUTED_QUEUES
+from crm_core.business_hours import check_calendar, parse_week
 from crm_core.db import Database
 from crm_core.errors import DuplicateCode, ValidationError
 from crm_core.models import CallQueue, QueueMember, User
@@ -32,7 +33,18 @@ FIELDS = (
     "announce_position",
     "announce_frequency",
     "active",
+    # #18: opening hours, overflow, callback and the service-level thresholds
+    "hours",
+    "holiday_calendar",
+    "overflow_seconds",
+    "overflow_max_waiting",
+    "overflow_target",
+    "callback_enabled",
+    "announce_holdtime",
+    "service_level_seconds",
+    "short_abandon_seconds",
 )
+OVERFLOW_TARGETS = ("voicemail", "callback")
 
 
 async def find_queue(session: AsyncSession, ref: int | str) -> CallQueue:
@@ -79,10 +91,61 @@ def _clean(values: Mapping[str, Any]) -> dict[str, Any]:
                 "announce_frequency is 0 (off) or at least 15 s", field="announce_frequency"
             )
         clean["announce_frequency"] = frequency
-    for key in ("announce_position", "active"):
+    for key in ("announce_position", "active", "callback_enabled", "announce_holdtime"):
         if key in values:
             clean[key] = bool(flag(values, key))
+    clean.update(_clean_operations(values))
     return clean
+
+
+def _clean_operations(values: Mapping[str, Any]) -> dict[str, Any]:
+    clean: dict[str, Any] = {}
+    if "hours" in values:
+        hours = text(values, "hours", 300)
+        parse_week(hours)  # refuses what the hours check could not read, naming the part
+        clean["hours"] = " ".join(hours.lower().split()) if hours else None
+    if "holiday_calendar" in values:
+        clean["holiday_calendar"] = check_calendar(str(values["holiday_calendar"] or ""))
+    limits = {
+        "overflow_seconds": (10, 3600),
+        "overflow_max_waiting": (1, 500),
+        "service_level_seconds": (5, 600),
+        "short_abandon_seconds": (0, 60),
+    }
+    for key, (low, high) in limits.items():
+        if key in values:
+            clean[key] = integer(values, key, low, high)
+    for key, default in (("service_level_seconds", 20), ("short_abandon_seconds", 5)):
+        if key in clean and clean[key] is None:
+            clean[key] = default
+    if "overflow_target" in values:
+        target = text(values, "overflow_target", 60) or None
+        queue = target.removeprefix("queue:") if target else ""
+        if (
+            target
+            and target not in OVERFLOW_TARGETS
+            and not (target.startswith("queue:") and NAME.match(queue))
+        ):
+            raise ValidationError(
+                "overflow_target is voicemail, callback or queue:<queue name>",
+                field="overflow_target",
+            )
+        clean["overflow_target"] = target
+    return clean
+
+
+async def _check_overflow_queue(session: AsyncSession, row: CallQueue) -> None:
+    target = row.overflow_target or ""
+    if not target.startswith("queue:"):
+        return
+    name = target.removeprefix("queue:")
+    if name == row.name:
+        raise ValidationError("a queue cannot overflow into itself", field="overflow_target")
+    found = await session.scalar(
+        select(CallQueue.id).where(CallQueue.name == name, CallQueue.active.is_(True))
+    )
+    if found is None:
+        raise ValidationError(f"there is no active queue {name}", field="overflow_target")
 
 
 async def _view(session: AsyncSession, row: CallQueue) -> dict[str, Any]:
@@ -113,6 +176,7 @@ async def create_queue(db: Database, actor: Actor, values: Mapping[str, Any]) ->
             "active": True,
         }
         row = CallQueue(**{**defaults, **clean})
+        await _check_overflow_queue(session, row)
         session.add(row)
         await session.flush()
         await log_change(session, actor, "queue", row.id, "create", None, admin_snapshot(row))
@@ -134,6 +198,7 @@ async def update_queue(
         before = admin_snapshot(row)
         for key, value in clean.items():
             setattr(row, key, value)
+        await _check_overflow_queue(session, row)
         await session.flush()
         after = admin_snapshot(row)
         if after != before:

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+import agent_desktop.calls.wrapup as wrapup
 from agent_desktop.calls.desk_socket import wire_hub
 from agent_desktop.calls.pbx_access import give_pbx_access
 from agent_desktop.common.guards import authenticate_websocket, current_user
@@ -80,6 +81,10 @@ async def wrap_up(request: web.Request) -> web.Response:
         str(body.get("disposition", "")),
         str(body.get("note", "")),
     )
+    # Picking the disposition and saving is what finishes after-call work in a call center:
+    # the countdown stops and wrapup_seconds is the time it really took. Asterisk's own
+    # wrapuptime still runs to its end (AMI cannot shorten it); an extension's pause ends now.
+    await request.app[wrapup.WRAPUP_KEY].finish_call(call.server, call.linkedid)
     return web.json_response(call_queries.call_row(call))
 
 
@@ -144,13 +149,19 @@ async def queue_login(request: web.Request) -> web.Response:
 def setup(app: web.Application, ctx: AppContext) -> None:
     hub = WebSocketHub()
     bridge = CtiBridge(ctx.db, ctx.bus, hub, open_requests=ctx.providers.get("open_requests"))
+
+    async def on_resync(server: str, snapshot: Any) -> None:
+        await bridge.on_resync(server, snapshot)
+        await wrapups.reconcile(server)  # with the member states just reloaded
+
     ami = AmiClient(
         servers_from_settings(ctx.settings),
         bridge.on_event,
-        bridge.on_resync,
+        on_resync,
         backoff_max=float(ctx.settings.ami_reconnect_max_seconds),
     )
     app[HUB_KEY], app[BRIDGE_KEY], app[AMI_KEY] = hub, bridge, ami
+    wrapups = wrapup.setup(app, ctx, bridge, ami, hub)
 
     give_pbx_access(bridge, ami, ctx.settings)
     follow_link_requests(ctx.db, ctx.bus)
@@ -166,6 +177,7 @@ def setup(app: web.Application, ctx: AppContext) -> None:
         request_owner=ctx.providers.get("request_owner"),
         prompt_texts=PROMPTS,
         agent_available=bridge.agents.can_take_direct_call,
+        extra_routes=ctx.providers.get("agi_routes"),
     )
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:

@@ -10,16 +10,17 @@ import json
 
 from aiohttp import web
 
-from agent_desktop.common.labels import CATEGORY_LABELS, DISPOSITION_LABELS, PRIORITY_LABELS
+from agent_desktop.common.labels import CATEGORY_LABELS, PRIORITY_LABELS
 from agent_desktop.common.pages import add_nav, render, translator
-from agent_desktop.context import AppContext
-from cti.call_queries import DISPOSITIONS
+from agent_desktop.context import CONTEXT_KEY, AppContext
+from cti import dispositions
 
 # English msgids the scripts show; translated into the page's JSON data block.
 JS_STRINGS = (
     "Ringing",
     "Connected",
     "Wrap-up",
+    "After-call work",
     "Withdrawn",
     "Call ended",
     "Incoming call",
@@ -83,22 +84,25 @@ JS_STRINGS = (
 )
 
 
-def strings_for(request: web.Request) -> str:
+def strings_for(request: web.Request, labels: dict[str, str]) -> str:
+    """`labels`: every disposition code's label, the deactivated ones too (old calls)."""
     _ = translator(request)
     table = {m: _(m) for m in JS_STRINGS}
-    table.update({f"disposition.{k}": _(v) for k, v in DISPOSITION_LABELS.items()})
+    table.update({f"disposition.{code}": label for code, label in labels.items()})
     # "</" cannot end the data block early when escaped like this.
     return json.dumps(table, ensure_ascii=False).replace("</", "<\\/")
 
 
 async def desktop_page(request: web.Request) -> web.Response:
+    # The codes and their labels are the admin's (系统管理 → 处理结果), shown as written.
+    codes = await dispositions.all_codes(request.app[CONTEXT_KEY].db)
     return render(
         request,
         "desktop.html",
-        dispositions=[(d, DISPOSITION_LABELS[d]) for d in DISPOSITIONS],
+        dispositions=[(d.code, d.label) for d in codes if d.active],
         categories=list(CATEGORY_LABELS.items()),
         priorities=list(PRIORITY_LABELS.items()),
-        strings_json=strings_for(request),
+        strings_json=strings_for(request, {d.code: d.label for d in codes}),
     )
 
 

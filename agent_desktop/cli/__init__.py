@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     from agent_desktop.cli import backup as cli_backup  # backup + restore (issue #17 §4)
     from agent_desktop.cli import commands as cli_commands
     from agent_desktop.cli import demo as cli_demo
+    from agent_desktop.cli import dispositions as cli_dispositions
     from agent_desktop.cli import imports as cli_imports  # hotline import (issue #17 §3)
     from asterisk_conf import cli as pbx_cli
 
@@ -25,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     cli_commands.register(commands)
     cli_admin.register(commands)
+    cli_dispositions.register(commands)  # issue #18 §3: wrap-up disposition codes
     cli_backup.register(commands)  # issue #17 §4: database + recordings
     pbx_cli.register(commands)
     cli_demo.register(commands)

@@ -18,6 +18,7 @@ from agent_desktop.customers.edit_pages import edit_context, version_map
 from agent_desktop.customers.edit_support import etag
 from crm_core.errors import HotlineError
 from crm_core.phones import normalize
+from cti import dispositions
 
 EVERY_ROLE = ("agent", "supervisor", "technician", "admin")
 DIRECTION_LABELS = {"inbound": "Inbound", "outbound": "Outbound"}
@@ -69,7 +70,8 @@ async def customer_page(request: web.Request) -> web.Response:
         can_link_calls=user.role in ("agent", "supervisor", "admin"),
         REQUEST_STATES=TICKET_LABELS["request_state"],
         REQUEST_CATEGORIES=TICKET_LABELS["category"],
-        DISPOSITION_LABELS=DISPOSITION_LABELS,
+        # The admin's labels (系统管理 → 处理结果), disabled codes too: old calls keep theirs.
+        DISPOSITION_LABELS={**DISPOSITION_LABELS, **await dispositions.labels(ctx.db)},
         DIRECTION_LABELS=DIRECTION_LABELS,
         OUTCOME_LABELS=OUTCOME_LABELS,
         can_reveal=can_reveal_numbers(user)

@@ -168,7 +168,7 @@ async def detail_api(request: web.Request) -> web.Response:
     reviews = await qa.reviews_of(db, row.id)
     if user.role not in REVIEWERS:
         reviews = [r for r in reviews if r.agent_id == user.id]  # agents see their own scores
-    body["reviews"] = [qa.review_dict(r) for r in reviews]
+    body["reviews"] = qa.reviews_with_history(reviews)
     body["criteria"] = [qa.criterion_dict(c) for c in await qa.list_criteria(db)]
     body["audio_url"] = f"/api/recordings/{row.id}/audio"
     return web.json_response(body)
@@ -214,7 +214,7 @@ async def submit_review(request: web.Request) -> web.Response:
 @require_roles(*LISTENERS)
 async def my_reviews(request: web.Request) -> web.Response:
     reviews = await qa.reviews_of_agent(_ctx(request).db, current_user(request).id)
-    return web.json_response({"reviews": [qa.review_dict(r) for r in reviews]})
+    return web.json_response({"reviews": qa.reviews_with_history(reviews)})
 
 
 @require_roles(*LISTENERS)

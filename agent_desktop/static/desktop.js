@@ -55,11 +55,14 @@
   }
 
   function handle(message) {
-    if (message.type === "hello") { onHello(message); }
+    if (message.type === "hello") { onHello(message); document.dispatchEvent(new CustomEvent("hotline:hello")); }
     else if (message.type === "pop") { onPop(message.pop, true); }
     else if (message.type === "pop.update") { onUpdate(message); }
     else if (message.type === "agent.state") { onMember(message.member); }
     else if (message.type === "reminder") { onReminder(message); }
+    else if (message.type === "wrapup" || message.type === "wrapup.ended") {
+      document.dispatchEvent(new CustomEvent("hotline:wrapup", { detail: message }));  // desktop_wrapup.js
+    }
   }
 
   // An SLA breach was just recorded: refresh the panel, and tell the user even in another tab.
@@ -379,7 +382,7 @@
   }
 
   var STATE_LABELS = { available: "Available", paused: "Paused", busy: "Busy", on_hold: "Busy",
-    ringing: "Ringing", unavailable: "Unavailable" };
+    ringing: "Ringing", unavailable: "Unavailable", wrapup: "After-call work" };
 
   function renderMembers() {
     var box = document.getElementById("agent-state");

@@ -99,16 +99,25 @@
     audio.playbackRate = Number(e.target.value);
   });
 
+  // The current score first, then the history it corrected (newest first). A submitted
+  // scorecard never changes: a correction is a new version naming the one it corrects.
   function showReviews(reviews) {
     const box = document.getElementById("rec-reviews");
     box.textContent = "";
-    for (const r of reviews) {
+    const versionOf = new Map(reviews.map((r) => [r.id, r.version]));
+    for (const r of reviews.slice().reverse()) {
       const div = document.createElement("div");
-      div.className = "rec-review";
+      div.className = r.corrected_by ? "rec-review superseded" : "rec-review current";
       div.dataset.version = r.version;
       const head = document.createElement("strong");
       head.textContent = T("质检分 ", "QA score ") + r.score + " (v" + r.version + ")";
       div.appendChild(head);
+      const note = document.createElement("span");
+      note.className = "rec-review-note";
+      note.textContent = r.corrected_by
+        ? T(" 已被 v" + versionOf.get(r.corrected_by) + " 更正", " corrected by v" + versionOf.get(r.corrected_by))
+        : (r.amends_id ? T(" 当前（更正 v" + versionOf.get(r.amends_id) + "）", " current (corrects v" + versionOf.get(r.amends_id) + ")") : T(" 当前", " current"));
+      div.appendChild(note);
       for (const c of r.comments) {
         const p = document.createElement("div");
         const at = document.createElement("span");

@@ -5,7 +5,8 @@ text to every open wallboard. Each socket has its own small outbox and pump task
 screen that stops reading costs the others nothing: when its outbox is full the socket is
 aborted (no close handshake, which would itself wait on the stuck peer), and the aiohttp
 heartbeat drops peers that stop answering pings. A supervisor with a region sees the
-unprocessed calls of their region's agents only; the queues are shared by everyone.
+unprocessed calls of their region's agents and their region's service requests only; the
+queues are shared by everyone. The snapshot itself is put together in business.py.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from sqlalchemy import select
 
+import agent_desktop.wallboard.business as business
 from agent_desktop.common.errors import Forbidden
 from agent_desktop.common.guards import authenticate_websocket, current_user, require_roles
+from agent_desktop.common.labels import TICKET_LABELS
 from agent_desktop.common.pages import add_nav, render, translator
 from agent_desktop.context import AppContext
 from agent_desktop.services import BRIDGE_KEY
@@ -83,17 +86,21 @@ class WallboardHub:
         self._regions[region] = (time.monotonic(), ids)
         return ids
 
+    async def body_for(self, snap: dict[str, Any], region: str | None) -> dict[str, Any]:
+        """What a screen of `region` sees (None: every region)."""
+        if region is None:
+            return snap
+        ids = await self._region_users(region)
+        body = {**snap, "unprocessed": [u for u in snap["unprocessed"] if u["user_id"] in ids]}
+        if "business" in snap:
+            body["business"] = business.for_region(snap["business"], region)
+        return body
+
     async def encode_for(self, snap: dict[str, Any]) -> dict[str | None, str]:
         """The snapshot as text, once per distinct region among the open screens."""
         texts: dict[str | None, str] = {}
         for region in {s.region for s in self.screens} | {None}:
-            body = snap
-            if region is not None:
-                ids = await self._region_users(region)
-                body = {
-                    **snap,
-                    "unprocessed": [u for u in snap["unprocessed"] if u["user_id"] in ids],
-                }
+            body = await self.body_for(snap, region)
             texts[region] = json.dumps(body, ensure_ascii=False, default=str)
         return texts
 
@@ -145,6 +152,7 @@ class WallboardHub:
 
 
 HUB_KEY = web.AppKey("wallboard_hub", WallboardHub)
+STAGE_LABELS = TICKET_LABELS["request_state"]
 
 
 def _region(role: str, region: str | None) -> str | None:
@@ -167,14 +175,37 @@ WB_STRINGS = (
     "Connected to the server",
     "Reconnecting…",
     "No calls",
+    # The business tiles and today's queue figures (wallboard/business.py).
+    "Open service requests",
+    "Not dispatched in time",
+    "Not accepted in time",
+    "Follow-ups due today",
+    "Late today",
+    "Overdue from earlier days",
+    "Agents in wrap-up",
+    "Wrap-up",
+    "Region",
+    "No region",
+    "Total",
+    "Open",
+    "Abandon rate",
+    "Nobody",
+    "No calls today",
 )
 
 
 @require_roles(*ROLES)
 async def wallboard_page(request: web.Request) -> web.Response:
-    _ = translator(request)
-    strings = json.dumps({m: _(m) for m in WB_STRINGS}, ensure_ascii=False)
-    return render(request, "wallboard.html", strings_json=strings.replace("</", "<\\/"))
+    _, user = translator(request), current_user(request)
+    table = {m: _(m) for m in WB_STRINGS}
+    table |= {f"stage:{code}": _(label) for code, label in STAGE_LABELS.items()}
+    strings = json.dumps(table, ensure_ascii=False)
+    return render(
+        request,
+        "wallboard.html",
+        strings_json=strings.replace("</", "<\\/"),
+        region=_region(user.role, user.region),
+    )
 
 
 async def wallboard_socket(request: web.Request) -> web.StreamResponse:
@@ -187,24 +218,21 @@ async def wallboard_socket(request: web.Request) -> web.StreamResponse:
 @require_roles(*ROLES)
 async def wallboard_json(request: web.Request) -> web.Response:
     user, hub = current_user(request), request.app[HUB_KEY]
-    snap = await hub.snapshot()
-    body = json.loads((await hub.encode_for(snap))[None])
-    if (region := _region(user.role, user.region)) is not None:
-        ids = await hub._region_users(region)
-        body["unprocessed"] = [u for u in body["unprocessed"] if u["user_id"] in ids]
-    return web.json_response(body)
+    body = await hub.body_for(await hub.snapshot(), _region(user.role, user.region))
+    return web.json_response(json.loads(json.dumps(body, ensure_ascii=False, default=str)))
 
 
 def setup(app: web.Application, ctx: AppContext) -> None:
     holder: dict[str, Wallboard] = {}
 
-    async def snapshot() -> dict[str, Any]:
+    async def live() -> dict[str, Any]:
         if "board" not in holder:
             bridge = app[BRIDGE_KEY]
             holder["board"] = Wallboard(ctx.db, bridge.tracker, bridge.agents)
         return await holder["board"].snapshot()
 
-    hub = WallboardHub(ctx.db, snapshot)
+    composer = business.BoardComposer(ctx.db, live, ctx.settings.timezone)
+    hub = WallboardHub(ctx.db, composer.snapshot)
     app[HUB_KEY] = hub
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:

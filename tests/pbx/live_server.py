@@ -62,9 +62,15 @@ class LiveServer:
             return json.loads(response.read())
 
     def post(self, path: str, session: tuple[str, str], body: dict[str, Any]) -> Any:
+        return self.send("POST", path, session, body)
+
+    def patch(self, path: str, session: tuple[str, str], body: dict[str, Any]) -> Any:
+        return self.send("PATCH", path, session, body)
+
+    def send(self, method: str, path: str, session: tuple[str, str], body: dict[str, Any]) -> Any:
         request = urllib.request.Request(
             f"{self.base}{path}",
-            method="POST",
+            method=method,
             data=json.dumps(body).encode(),
             headers={
                 "Content-Type": "application/json",
