@@ -139,6 +139,15 @@ QUEUE_KEYS = (
     "announce_position",
     "announce_frequency",
     "active",
+    "hours",
+    "holiday_calendar",
+    "overflow_seconds",
+    "overflow_max_waiting",
+    "overflow_target",
+    "callback_enabled",
+    "announce_holdtime",
+    "service_level_seconds",
+    "short_abandon_seconds",
 )
 
 
@@ -280,10 +289,17 @@ def _register_queues(commands: Any) -> None:
             "max_wait_seconds",
             "weight",
             "announce_frequency",
+            "overflow_seconds",
+            "overflow_max_waiting",
+            "service_level_seconds",
+            "short_abandon_seconds",
         ):
             p.add_argument("--" + key.replace("_", "-"), type=int)
-        p.add_argument("--announce-position", type=_yes_no)
-        p.add_argument("--active", type=_yes_no)
+        for key in ("announce_position", "active", "callback_enabled", "announce_holdtime"):
+            p.add_argument("--" + key.replace("_", "-"), type=_yes_no)
+        p.add_argument("--hours", help='e.g. "mon-fri 08:30-17:30; sat 09:00-12:00" ("" = 24/7)')
+        p.add_argument("--holiday-calendar", choices=("cn", "none"))
+        p.add_argument("--overflow-target", help="voicemail, callback or queue:<name>")
     _sub(group, "list", "list queues and members", _queues_list)
 
 
