@@ -1,4 +1,5 @@
-"""Tables of the web edge: browser sessions, login history and password-failure locks.
+"""Tables of the web edge: browser sessions, API tokens, login history and password-failure
+locks.
 
 Users and the audit log live in crm_core; these tables only say who is logged in, how each
 login attempt went and which accounts are locked.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_core.models import Base, UTCDateTime, utcnow
@@ -64,3 +65,29 @@ class LoginLock(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiToken(Base):
+    """A bearer token for programs (docs/api.md). Only the SHA-256 of the token is stored.
+
+    kind "personal": acts as user_id, with that user's role and scope. kind "service": acts
+    as nobody, with its own role and optional region/office scope; read-only."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(10))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The first characters of the token, to tell tokens apart in lists; never enough to use.
+    prefix: Mapped[str] = mapped_column(String(12))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    role: Mapped[str | None] = mapped_column(String(20))
+    region: Mapped[str | None] = mapped_column(String(100))
+    office: Mapped[str | None] = mapped_column(String(100))
+    rate_per_minute: Mapped[int] = mapped_column(Integer, default=60)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    __table_args__ = (CheckConstraint("kind IN ('personal', 'service')", name="kind"),)

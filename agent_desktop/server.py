@@ -17,6 +17,7 @@ from sqlalchemy import text
 
 from agent_desktop import (
     admin,
+    apidocs,  # OpenAPI description (issue #21 §3)
     auth,
     calls,
     customers,
@@ -61,6 +62,7 @@ def features() -> list[Feature]:
         supervise.setup,  # listen / whisper / barge from the wallboard (issue #18 §4)
         admin.setup,
         imports.setup,  # customer-data import (issue #17 §3)
+        apidocs.setup,  # /api/openapi.json (issue #21 §3)
     ]
 
 
@@ -70,7 +72,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except HotlineError as exc:
-        return web.json_response(exc.to_dict(), status=exc.status)
+        retry = exc.details.get("retry_after")
+        headers = {"Retry-After": str(retry)} if retry is not None else None
+        return web.json_response(exc.to_dict(), status=exc.status, headers=headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -108,6 +108,22 @@ class Settings:
     # from X-Forwarded-Proto/X-Forwarded-Host, or from the request itself.
     public_base_url: str = ""
     sms_max_attempts: int = 8
+    # Chinese providers (issue 21; docs/sms.md): sms_backend "aliyun" or "tencent".
+    aliyun_access_key_id: str = ""
+    aliyun_access_key_secret: str = ""
+    aliyun_sign_name: str = ""
+    aliyun_api_base_url: str = ""
+    tencent_secret_id: str = ""
+    tencent_secret_key: str = ""
+    tencent_sms_sdk_app_id: str = ""
+    tencent_sign_name: str = ""
+    tencent_region: str = "ap-guangzhou"
+    tencent_api_base_url: str = ""
+    # Message kind -> approved template: "kind=CODE:param,param; kind=CODE" (docs/sms.md).
+    sms_templates: str = ""
+    # Secret path segment of the providers' callback URLs; callbacks older than this refused.
+    sms_callback_token: str = ""
+    sms_callback_max_age_seconds: int = 900
     follow_up_max_attempts: int = 3
     follow_up_due_hours: int = 48
     follow_up_retry_hours: int = 4
@@ -278,10 +294,20 @@ def _at_least_one(value: int) -> int:
     return value
 
 
+def _template_map(value: str) -> str:
+    for item in (v.strip() for v in value.split(";")):
+        kind, _, rest = item.partition("=")
+        if item and not (kind.strip() and rest.partition(":")[0].strip()):
+            raise ValueError(f"{item!r} is not kind=TEMPLATE_CODE:param,param")
+    return value
+
+
 _VALIDATORS.update(
     {
-        "sms_backend": _choice("local", "twilio"),
+        "sms_backend": _choice("local", "twilio", "aliyun", "tencent"),
         "sms_max_attempts": _at_least_one,
+        "sms_templates": _template_map,
+        "sms_callback_max_age_seconds": _at_least_one,
         "follow_up_max_attempts": _at_least_one,
         "follow_up_due_hours": _at_least_one,
         "follow_up_retry_hours": _at_least_one,

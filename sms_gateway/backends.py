@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -22,6 +23,9 @@ class OutgoingSms:
     to: str
     body: str
     first_attempt_at: datetime
+    # The message kind and its parameters (None for a free text with no template).
+    template: str | None = None
+    params: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

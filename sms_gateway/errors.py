@@ -28,3 +28,14 @@ class SendError(Exception):
         super().__init__(message)
         self.permanent = permanent
         self.code = code
+
+
+class ReplayedCallback(HotlineError):
+    """A provider callback that is too old, or whose message id was already processed."""
+
+    status = 403
+    error_id = "sms_callback_replayed"
+
+
+class MalformedCallback(ValidationError):
+    error_id = "sms_callback_malformed"

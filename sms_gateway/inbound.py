@@ -58,7 +58,7 @@ async def set_outcome(
         )
         if reply is not None:
             template, to = reply
-            await enqueue(session, to, render(template, {}), f"reply:{sid}")
+            await enqueue(session, to, render(template, {}), f"reply:{sid}", template=template)
 
 
 async def inbound_for(db: Database, sender: str) -> list[SmsInbound]:

@@ -21,6 +21,9 @@ class SmsMessage(Base):
     key: Mapped[str] = mapped_column(String(200), unique=True)
     to: Mapped[str] = mapped_column(String(40), index=True)
     body: Mapped[str] = mapped_column(Text)
+    # The kind and its parameters: domestic providers send a template, not the body.
+    template: Mapped[str | None] = mapped_column(String(50))
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     segments: Mapped[int] = mapped_column(Integer)
     request_id: Mapped[int | None] = mapped_column(Integer, index=True)
     state: Mapped[str] = mapped_column(String(10))

@@ -39,14 +39,24 @@ class Notice(Protocol):
 
 
 async def enqueue(
-    session: AsyncSession, to: str, body: str, key: str, request_id: int | None = None
+    session: AsyncSession,
+    to: str,
+    body: str,
+    key: str,
+    request_id: int | None = None,
+    *,
+    template: str | None = None,
+    params: Mapping[str, str] | None = None,
 ) -> None:
-    """Store one outgoing SMS in the caller's transaction; a repeated key is ignored."""
+    """Store one outgoing SMS in the caller's transaction; a repeated key is ignored.
+    `template` and `params` are kept for providers that send approved templates only."""
     now = utcnow()
     values = {
         "key": key[:MAX_KEY],
         "to": to,
         "body": body,
+        "template": template,
+        "params": {k: str(v) for k, v in (params or {}).items()},
         "segments": count_segments(body).segments,
         "request_id": request_id,
         "state": PENDING,
@@ -63,7 +73,15 @@ async def enqueue(
 async def enqueue_notice(session: AsyncSession, notice: Notice) -> None:
     """The `Notifier` the composition root hands to ticketing: render, then enqueue."""
     body = render(notice.template, notice.params)
-    await enqueue(session, notice.to, body, notice.key, notice.request_id)
+    await enqueue(
+        session,
+        notice.to,
+        body,
+        notice.key,
+        notice.request_id,
+        template=notice.template,
+        params=notice.params,
+    )
 
 
 async def messages_for_request(session: AsyncSession, request_id: int) -> list[SmsMessage]:

@@ -32,6 +32,16 @@ TEMPLATES: dict[str, str] = {
     "plain": "{text}",
 }
 
+# The kinds the code sends (ticketing's notices and the SMS edge's replies). A domestic
+# provider must have an approved template for each; start-up refuses a missing one.
+SENT_KINDS = (
+    "work_order_dispatched",
+    "command_ok",
+    "command_refused",
+    "command_help",
+    "sla_escalation",
+)
+
 # Shortened in this order until the message fits.
 SHRINKABLE = ("problem", "address", "customer", "reason", "text")
 
@@ -66,17 +76,24 @@ def _shrink(template: str, values: dict[str, str], key: str) -> bool:
     return True
 
 
+def values_for(name: str, params: Mapping[str, str]) -> dict[str, str]:
+    """The template's variables: the notice's parameters, whitespace-folded, plus the
+    derived labels. A provider template is filled from the same values."""
+    values = {k: " ".join(str(v).split()) for k, v in params.items()}
+    if name == "sla_escalation":
+        values["kind_label"] = SLA_KIND_LABELS.get(values.get("kind", ""), values.get("kind", ""))
+        values["order"] = f"派工单{values['order']}" if values.get("order") else ""
+    values.setdefault("state_label", values.get("state", ""))
+    return values
+
+
 def render(name: str, params: Mapping[str, str]) -> str:
     """The message text, within MAX_SEGMENTS segments."""
     try:
         template = TEMPLATES[name]
     except KeyError:
         raise UnknownTemplate(f"no SMS template named {name!r}", template=name) from None
-    values = {k: " ".join(str(v).split()) for k, v in params.items()}
-    if name == "sla_escalation":
-        values["kind_label"] = SLA_KIND_LABELS.get(values.get("kind", ""), values.get("kind", ""))
-        values["order"] = f"派工单{values['order']}" if values.get("order") else ""
-    values.setdefault("state_label", values.get("state", ""))
+    values = values_for(name, params)
     body = _fill(template, values)
     for key in SHRINKABLE:
         if fits(body, MAX_SEGMENTS) or key not in values:

@@ -107,11 +107,16 @@ class OutboxWorker:
                     SmsMessage.body,
                     SmsMessage.first_attempt_at,
                     SmsMessage.attempts,
+                    SmsMessage.template,
+                    SmsMessage.params,
                 )
                 .execution_options(synchronize_session=False)
             )
             rows = sorted(claimed.all())
-        return [(OutgoingSms(i, k, t, b, f or now), n == 1) for i, k, t, b, f, n in rows]
+        return [
+            (OutgoingSms(i, k, t, b, f or now, kind, dict(p or {})), n == 1)
+            for i, k, t, b, f, n, kind, p in rows
+        ]
 
     async def run_once(self) -> int:
         """Process the messages due now; return how many the provider accepted (sent or

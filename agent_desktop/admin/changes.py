@@ -16,7 +16,7 @@ from crm_core.models import AuditEntry, ChangeRecord
 from crm_core.records import snapshot
 
 # Never copied into the history: secrets, and their digests, stay out of every report.
-SECRET_FIELDS = frozenset({"password_hash", "sip_digest"})
+SECRET_FIELDS = frozenset({"password_hash", "sip_digest", "token_hash"})
 
 
 def admin_snapshot(row: DeclarativeBase) -> dict[str, Any]:

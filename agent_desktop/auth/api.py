@@ -1,8 +1,8 @@
 """The login feature's web side: the middleware that authenticates every request, and the
 login/logout/me API.
 
-Every route needs a logged-in session unless its path was marked public
-(common/guards.py: mark_public). Unauthenticated page views are redirected to /login;
+Every route needs a logged-in session (or an API token, see bearer.py) unless its path was
+marked public (common/guards.py: mark_public). Unauthenticated page views are redirected to /login;
 everything else gets 401. Every unsafe request of a session must carry its CSRF token (see
 csrf.py). The threat model and the rules are in docs/security.md.
 """
@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+import agent_desktop.auth.bearer as bearer
 import agent_desktop.auth.csrf as csrf
 from agent_desktop.auth.logins import Attempt, LoginSuccess, attempt_login
 from agent_desktop.common import sessions
@@ -26,6 +27,7 @@ from agent_desktop.common.guards import (
     USER_KEY,
     context,
     current_session,
+    current_user,
     is_public,
     mark_public,
     session_of,
@@ -46,6 +48,9 @@ PASSWORD_CHANGE_PATHS = frozenset(
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     ctx = context(request)
     public = is_public(request.app, request.path)
+    authorization = request.headers.get("Authorization")
+    if authorization is not None and not public:
+        return await bearer.handle(request, handler, authorization)
     active = None if request.path.startswith("/static/") else await session_of(request)
     if active is not None:
         ip = client_ip(request, ctx.settings)
@@ -130,14 +135,16 @@ async def api_logout(request: web.Request) -> web.Response:
 
 
 async def api_me(request: web.Request) -> web.Response:
-    active = current_session(request)
-    assert active is not None  # the middleware let the request through
-    return web.json_response({"user": active.user.as_dict(), "csrf_token": active.csrf_token})
+    active = current_session(request)  # None for an API token: no session, no CSRF token
+    user = current_user(request)
+    token = active.csrf_token if active is not None else None
+    return web.json_response({"user": user.as_dict(), "csrf_token": token})
 
 
 def setup(app: web.Application, ctx: AppContext) -> None:
     for prefix in ALWAYS_PUBLIC:
         mark_public(app, prefix)
+    bearer.setup(app)
     app.middlewares.append(auth_middleware)
     app.router.add_post("/api/login", api_login)
     app.router.add_post("/api/logout", api_logout)

@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     from agent_desktop.cli import demo as cli_demo
     from agent_desktop.cli import dispositions as cli_dispositions
     from agent_desktop.cli import imports as cli_imports  # hotline import (issue #17 §3)
+    from agent_desktop.cli import tokens as cli_tokens  # API tokens (issue #21 §3)
     from asterisk_conf import cli as pbx_cli
 
     parser = argparse.ArgumentParser(prog="hotline", description="400 hotline call center")
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     pbx_cli.register(commands)
     cli_demo.register(commands)
     cli_imports.register(commands)  # hotline import (customer data, issue #17 §3)
+    cli_tokens.register(commands)
     return parser
 
 

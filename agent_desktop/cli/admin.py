@@ -24,7 +24,7 @@ from crm_core.db import Database
 from crm_core.settings import Settings
 
 Work = Callable[[Database, argparse.Namespace], Awaitable[dict[str, Any] | list[dict[str, Any]]]]
-ONE_TIME = ("password", "sip_secret")
+ONE_TIME = ("password", "sip_secret", "token")
 
 
 def _show(args: argparse.Namespace, result: dict[str, Any] | list[dict[str, Any]]) -> None:

@@ -30,10 +30,12 @@ async def audit(
 ) -> None:
     """Write one audit row in its own transaction, so it stays even when the request fails."""
     db = ctx_or_db if isinstance(ctx_or_db, Database) else ctx_or_db.db
+    if user is not None and user.token_id is not None:
+        detail = {**(detail or {}), "token_id": user.token_id}
     async with db.transaction() as session:
         session.add(
             AuditEntry(
-                user_id=user.id if user else None,
+                user_id=user.id if user and user.id > 0 else None,
                 action=action[:50],
                 object_type=object_type[:30] if object_type else None,
                 object_id=str(object_id)[:64] if object_id is not None else None,

@@ -49,3 +49,14 @@ class OriginRefused(HotlineError):
 class PasswordChangeRequired(HotlineError):
     status = 403
     error_id = "password_change_required"
+
+
+class RateLimited(HotlineError):
+    # The reply carries Retry-After (server.error_middleware reads details["retry_after"]).
+    status = 429
+    error_id = "rate_limited"
+
+
+class TokenReadOnly(HotlineError):
+    status = 403
+    error_id = "token_read_only"

@@ -35,6 +35,14 @@ class SessionUser:
     # An admin reset the password: every page but the password change is closed until done.
     must_change_password: bool = False
     ip_allowlist: str | None = None
+    # Set when the request came with an API token (docs/api.md). A service token has no user:
+    # its principal's id is the token's id negated, so it owns no customer and writes no
+    # user id anywhere (audit.py stores None and the token id).
+    token_id: int | None = None
+
+    @property
+    def is_service(self) -> bool:
+        return self.id < 0
 
     @classmethod
     def of(cls, user: User) -> SessionUser:

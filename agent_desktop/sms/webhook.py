@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from sqlalchemy import select
 
+import sms_gateway.provider_templates as provider_templates
 from agent_desktop.common.guards import mark_public, require_roles
 from agent_desktop.context import CONTEXT_KEY, AppContext
 from agent_desktop.services import Ticketing, ticketing_for
@@ -26,7 +27,7 @@ from crm_core.errors import HotlineError
 from crm_core.events import SmsStatusChanged, TicketTransitioned, WorkOrderDispatched
 from crm_core.models import utcnow
 from crm_core.phones import normalize
-from crm_core.settings import Settings
+from crm_core.settings import Settings, SettingsError
 from sms_gateway.backends import LocalBackend, SmsBackend
 from sms_gateway.commands import ParsedCommand, parse
 from sms_gateway.errors import CommandParseError, ForgedWebhook
@@ -62,8 +63,53 @@ class SmsRuntime:
 RUNTIME_KEY = web.AppKey("hotline.sms_runtime", SmsRuntime)
 
 
+REQUIRED = {
+    "aliyun": ("aliyun_access_key_id", "aliyun_access_key_secret", "aliyun_sign_name"),
+    "tencent": (
+        "tencent_secret_id",
+        "tencent_secret_key",
+        "tencent_sms_sdk_app_id",
+        "tencent_sign_name",
+    ),
+}
+
+
+def check_settings(settings: Settings) -> None:
+    """At start-up: a domestic provider needs its credentials and a template for every
+    message kind we send; refuse to start otherwise, naming the setting."""
+    for key in REQUIRED.get(settings.sms_backend, ()):
+        if not getattr(settings, key):
+            raise SettingsError(
+                f"setting {key}: required when sms_backend is {settings.sms_backend!r}"
+            )
+    if settings.sms_backend in REQUIRED:
+        provider_templates.required(settings)
+
+
 def make_backend(settings: Settings) -> SmsBackend:
     """The configured provider; call it inside the running event loop."""
+    if settings.sms_backend == "aliyun":
+        from sms_gateway.aliyun_backend import AliyunBackend
+
+        return AliyunBackend(
+            settings.aliyun_access_key_id,
+            settings.aliyun_access_key_secret,
+            settings.aliyun_sign_name,
+            provider_templates.required(settings),
+            api_base_url=settings.aliyun_api_base_url or None,
+        )
+    if settings.sms_backend == "tencent":
+        from sms_gateway.tencent_backend import TencentBackend
+
+        return TencentBackend(
+            settings.tencent_secret_id,
+            settings.tencent_secret_key,
+            settings.tencent_sms_sdk_app_id,
+            settings.tencent_sign_name,
+            provider_templates.required(settings),
+            region=settings.tencent_region,
+            api_base_url=settings.tencent_api_base_url or None,
+        )
     if settings.sms_backend != "twilio":
         return LocalBackend()
     from sms_gateway.twilio_backend import TwilioBackend
@@ -104,7 +150,7 @@ async def _signed_params(request: web.Request) -> dict[str, str]:
     return params
 
 
-def _sender(raw: str, settings: Settings) -> str:
+def sender_e164(raw: str, settings: Settings) -> str:
     phone = normalize(raw, home_area_code=settings.home_area_code)
     return phone.e164 if phone else raw
 
@@ -114,7 +160,7 @@ async def inbound(request: web.Request) -> web.Response:
     ctx: AppContext = request.app[CONTEXT_KEY]
     sms = InboundSms(
         sid=params.get("MessageSid") or params.get("SmsSid") or "",
-        sender=_sender(params.get("From", ""), ctx.settings),
+        sender=sender_e164(params.get("From", ""), ctx.settings),
         to=params.get("To"),
         body=params.get("Body", ""),
     )
@@ -230,7 +276,7 @@ async def outbox_page(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application, ctx: AppContext) -> None:
-
+    check_settings(ctx.settings)
     app.router.add_get("/dev/sms", outbox_page)
     mark_public(app, INBOUND_PATH)
     mark_public(app, STATUS_PATH)

@@ -29,6 +29,7 @@
     var shown = [];
     if (data && data.password) { shown.push("初始密码 / password: " + data.password); }
     if (data && data.sip_secret) { shown.push("SIP 密码 / SIP secret: " + data.sip_secret); }
+    if (data && data.token) { shown.push("API 令牌（只显示一次）/ API token (shown once): " + data.token); }
     if (data && data.pbx) { shown.push("PBX: " + data.pbx.detail); }
     return shown;
   }
@@ -51,7 +52,7 @@
       result.className = "admin-result ok";
       // Secrets are shown once: stay on the page until the admin has copied them.
       result.textContent = shown.length ? "已保存 / saved. " + shown.join(" · ") : "已保存 / saved";
-      if (!(data && (data.password || data.sip_secret))) { window.location.reload(); }
+      if (!(data && (data.password || data.sip_secret || data.token))) { window.location.reload(); }
     } catch (error) {
       result.className = "admin-result error";
       result.textContent = error.message;
