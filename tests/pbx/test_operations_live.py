@@ -302,7 +302,25 @@ def _invites(customer: Sipp) -> int:
     )
 
 
-@pytest.mark.usefixtures("cleared")
+@pytest.fixture
+def callback_queue(ops_pbx: PbxUnderTest, server: LiveServer) -> Iterator[None]:
+    """The hotline queue offers the callback; every phone is back in the queue afterwards."""
+    _queue(server, hours="", callback_enabled=True)
+    yield
+    for n in (1001, 1002):
+        ops_pbx.cli(f"queue unpause member PJSIP/{n} queue hotline")
+
+
+def _job_done(crm_path: Path, job_id: int, timeout: float = 30) -> Any:
+    return _wait(
+        lambda: (
+            (r := next(j for j in _jobs(crm_path) if j["id"] == job_id))["state"] == "done" and r
+        ),
+        timeout,
+    )
+
+
+@pytest.mark.usefixtures("cleared", "callback_queue")
 def test_press_1_keeps_the_place_and_the_worker_calls_back_agent_first_then_customer(
     ops_pbx: PbxUnderTest,
     server: LiveServer,
@@ -310,43 +328,38 @@ def test_press_1_keeps_the_place_and_the_worker_calls_back_agent_first_then_cust
     sipp_processes: list[Sipp],
     tmp_path: Path,
 ) -> None:
-    _queue(server, hours="", callback_enabled=True)
-    try:
-        job = _request_callback(ops_pbx, crm_path, tmp_path, sipp_processes)
-        assert job["state"] in ("waiting", "calling") and job["queue"] == "hotline"
-        original = _rows(crm_path, "SELECT * FROM calls WHERE linkedid = ?", job["linkedid"])
-        assert original and original[0]["routed"] == "callback"
-        customer = _answer_callback(ops_pbx, tmp_path, sipp_processes)
-        leg = _wait(lambda: _customer_leg(ops_pbx), 90)
-        assert leg, ops_pbx.cli("core show channels")
-        ops_pbx.cli(f"channel request hangup {leg}")  # the customer hangs up after talking
-        done = _wait(lambda: (r := _jobs(crm_path)[-1])["state"] == "done" and r, 30)
-        assert done, _jobs(crm_path)
-        assert done["attempts"] == 1 and done["last_result"] == "ANSWER"
-        closed = _rows(crm_path, "SELECT * FROM calls WHERE linkedid = ?", job["linkedid"])[0]
-        assert closed["callback_done_at"]  # off the agents' callback list
-        agent = _rows(crm_path, "SELECT id FROM users WHERE username = 'agent1001'")[0]["id"]
-        # The callback is logged as a call of that customer, answered by the agent who got
-        # its pop (ring-all: the other free phone rang and was popped too, then withdrawn).
-        back = _wait(
-            lambda: _rows(
-                crm_path, "SELECT * FROM calls WHERE routed = 'callback_call' AND status = 'ended'"
-            ),
-            30,
-        )
-        assert back and back[-1]["agent_id"] == agent and back[-1]["outcome"] == "answered"
-        assert back[-1]["customer_id"] == original[0]["customer_id"] is not None
-        popped = _rows(
-            crm_path, "SELECT agent_id FROM screen_pops WHERE linkedid = ?", back[-1]["linkedid"]
-        )
-        assert agent in [r["agent_id"] for r in popped]
-        assert _invites(customer) == 1
-    finally:
-        for n in (1001, 1002):
-            ops_pbx.cli(f"queue unpause member PJSIP/{n} queue hotline")
+    job = _request_callback(ops_pbx, crm_path, tmp_path, sipp_processes)
+    assert job["state"] in ("waiting", "calling") and job["queue"] == "hotline"
+    original = _rows(crm_path, "SELECT * FROM calls WHERE linkedid = ?", job["linkedid"])
+    assert original and original[0]["routed"] == "callback"
+    customer = _answer_callback(ops_pbx, tmp_path, sipp_processes)
+    leg = _wait(lambda: _customer_leg(ops_pbx), 90)
+    assert leg, ops_pbx.cli("core show channels")
+    ops_pbx.cli(f"channel request hangup {leg}")  # the customer hangs up after talking
+    done = _job_done(crm_path, job["id"])
+    assert done, _jobs(crm_path)
+    assert done["attempts"] == 1 and done["last_result"] == "ANSWER"
+    closed = _rows(crm_path, "SELECT * FROM calls WHERE linkedid = ?", job["linkedid"])[0]
+    assert closed["callback_done_at"]  # off the agents' callback list
+    agent = _rows(crm_path, "SELECT id FROM users WHERE username = 'agent1001'")[0]["id"]
+    # The callback is logged as a call of that customer, answered by the agent who got
+    # its pop (ring-all: the other free phone rang and was popped too, then withdrawn).
+    back = _wait(
+        lambda: _rows(
+            crm_path, "SELECT * FROM calls WHERE routed = 'callback_call' AND status = 'ended'"
+        ),
+        30,
+    )
+    assert back and back[-1]["agent_id"] == agent and back[-1]["outcome"] == "answered"
+    assert back[-1]["customer_id"] == original[0]["customer_id"] is not None
+    popped = _rows(
+        crm_path, "SELECT agent_id FROM screen_pops WHERE linkedid = ?", back[-1]["linkedid"]
+    )
+    assert agent in [r["agent_id"] for r in popped]
+    assert _invites(customer) == 1
 
 
-@pytest.mark.usefixtures("cleared")
+@pytest.mark.usefixtures("cleared", "callback_queue")
 def test_a_crash_mid_callback_does_not_call_the_customer_twice(
     ops_pbx: PbxUnderTest,
     server: LiveServer,
@@ -354,31 +367,19 @@ def test_a_crash_mid_callback_does_not_call_the_customer_twice(
     sipp_processes: list[Sipp],
     tmp_path: Path,
 ) -> None:
-    _queue(server, hours="", callback_enabled=True)
-    try:
-        job = _request_callback(ops_pbx, crm_path, tmp_path, sipp_processes)
-        customer = _answer_callback(ops_pbx, tmp_path, sipp_processes)
-        leg = _wait(lambda: _customer_leg(ops_pbx), 90)
-        assert leg
-        server.process.kill()  # kill -9 while the agent talks with the customer
-        server.process.wait()
-        url = f"sqlite+aiosqlite:///{crm_path}"
-        with live_server(ops_pbx, url, tmp_path, callback_retry_seconds=3):
-            time.sleep(5)  # the restarted worker has looked at the open attempt (1 s ticks)
-            assert _customer_leg(ops_pbx) == leg
-            ops_pbx.cli(f"channel request hangup {leg}")
-            done = _wait(
-                lambda: (
-                    (r := next(j for j in _jobs(crm_path) if j["id"] == job["id"]))["state"]
-                    == "done"
-                    and r
-                ),
-                30,
-            )
-            assert done, _jobs(crm_path)
-            assert done["attempts"] == 1
-            time.sleep(5)  # a second attempt would have been placed by now (retry 3 s)
-            assert _invites(customer) == 1
-    finally:
-        for n in (1001, 1002):
-            ops_pbx.cli(f"queue unpause member PJSIP/{n} queue hotline")
+    job = _request_callback(ops_pbx, crm_path, tmp_path, sipp_processes)
+    customer = _answer_callback(ops_pbx, tmp_path, sipp_processes)
+    leg = _wait(lambda: _customer_leg(ops_pbx), 90)
+    assert leg
+    server.process.kill()  # kill -9 while the agent talks with the customer
+    server.process.wait()
+    url = f"sqlite+aiosqlite:///{crm_path}"
+    with live_server(ops_pbx, url, tmp_path, callback_retry_seconds=3):
+        time.sleep(5)  # the restarted worker has looked at the open attempt (1 s ticks)
+        assert _customer_leg(ops_pbx) == leg
+        ops_pbx.cli(f"channel request hangup {leg}")
+        done = _job_done(crm_path, job["id"])
+        assert done, _jobs(crm_path)
+        assert done["attempts"] == 1
+        time.sleep(5)  # a second attempt would have been placed by now (retry 3 s)
+        assert _invites(customer) == 1
