@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from crm_core.cluster.runtime import Cluster, SingleNode
 from crm_core.db import Database
 from crm_core.events import EventBus
 from crm_core.settings import Settings
@@ -27,6 +28,8 @@ class AppContext:
     # What CTI asks other packages without importing them (see calls/ivr.py):
     # status_for, request_owner (the IVR), open_requests (the pop).
     providers: dict[str, Any] = field(default_factory=dict)
+    # This node's place in a cluster (docs/deploy.md); one node on its own by default.
+    cluster: Cluster = field(default_factory=SingleNode)
 
 
 CONTEXT_KEY = web.AppKey("context", AppContext)

@@ -10,7 +10,7 @@ import asyncio
 import gc
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 from sqlalchemy import text
@@ -21,6 +21,7 @@ from agent_desktop import (
     auth,
     calls,
     customers,
+    field_mobile,  # the technician's mobile page (issue #21 §2)
     imports,  # customer-data import (issue #17 §3)
     operations,
     recordings,
@@ -32,6 +33,7 @@ from agent_desktop import (
 )
 from agent_desktop.common import pages
 from agent_desktop.context import CONTEXT_KEY, DB_KEY, AppContext, Feature
+from crm_core.cluster.runtime import Cluster, SingleNode, cluster_for
 from crm_core.db import Database
 from crm_core.errors import HotlineError
 from crm_core.events import EventBus
@@ -39,6 +41,7 @@ from crm_core.settings import Settings
 
 log = logging.getLogger(__name__)
 SWITCH_INTERVAL = 0.0002  # seconds; see serve()
+HEALTH_TIMEOUT = 2.0  # seconds; a load balancer's probe gives up soon after
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -57,6 +60,7 @@ def features() -> list[Feature]:
         auth.setup,
         sms.setup,
         tickets.setup,
+        field_mobile.setup,  # /m/<signed link>, field photos (issue #21 §2)
         reports_calls.setup,  # call and agent KPIs (issue #18 §5)
         wallboard.setup,
         supervise.setup,  # listen / whisper / barge from the wallboard (issue #18 §4)
@@ -84,15 +88,36 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 async def health(request: web.Request) -> web.Response:
-    # Unauthenticated on purpose: load balancers probe it. It reveals nothing but up/down.
-    db = request.app[DB_KEY]
+    # Unauthenticated on purpose: load balancers probe it. It reveals up/down and this
+    # node's role (leader/follower), nothing about calls or people.
+    db, cluster = request.app[DB_KEY], request.app[CONTEXT_KEY].cluster
+    role = {
+        "node": cluster.node,
+        "role": "leader" if cluster.holds(cluster.leader_lease) else "follower",
+        "leases": cluster_leases(cluster),
+    }
     try:
-        async with db.connect() as conn:
+        async with asyncio.timeout(HEALTH_TIMEOUT), db.connect() as conn:
             await conn.execute(text("SELECT 1"))
-    except Exception:
-        log.exception("health check: database unreachable")
-        return web.json_response({"status": "down", "database": "unreachable"}, status=503)
-    return web.json_response({"status": "ok", "database": "ok"})
+    except Exception as exc:
+        log.warning("health check: database unreachable: %s", type(exc).__name__)
+        return web.json_response({"status": "down", "database": "unreachable", **role}, status=503)
+    return web.json_response({"status": "ok", "database": "ok", **role})
+
+
+def cluster_leases(cluster: Cluster) -> list[str]:
+    return sorted(cluster.leases_held())
+
+
+def _cluster_lifecycle(
+    cluster: Cluster,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
+        await cluster.start()
+        yield
+        await cluster.stop()
+
+    return lifecycle
 
 
 async def landing(_request: web.Request) -> web.Response:
@@ -100,15 +125,30 @@ async def landing(_request: web.Request) -> web.Response:
     raise web.HTTPFound("/desktop")
 
 
-def build_app(db: Database, bus: EventBus | None = None) -> web.Application:
+def build_app(
+    db: Database, bus: EventBus | None = None, cluster: Cluster | None = None
+) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=1024**2)
-    context = AppContext(db.settings, db, bus or EventBus())
+    context = AppContext(db.settings, db, bus or EventBus(), cluster=cluster or SingleNode())
     app[DB_KEY] = db
     app[CONTEXT_KEY] = context
     app.router.add_get("/healthz", health)
     app.router.add_get("/", landing)
+    app.cleanup_ctx.append(_cluster_lifecycle(context.cluster))  # first up, last down
     for feature in features():
         feature(app, context)
+
+    async def start_leases(_app: web.Application) -> None:
+        # After every feature started: a lease's callbacks use what they set up.
+        await context.cluster.start_leases()
+
+    async def stop_cluster(_app: web.Application) -> None:
+        # Before the features stop: what the leases lead stops first, and the other
+        # nodes take over while this one finishes its requests.
+        await context.cluster.stop()
+
+    app.on_startup.append(start_leases)
+    app.on_shutdown.insert(0, stop_cluster)
 
     async def close_db(_app: web.Application) -> None:
         await db.close()
@@ -141,10 +181,17 @@ def serve(settings: Settings) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    url = settings.node_url or f"http://{settings.http_host}:{settings.http_port}/"
+    try:
+        cluster = cluster_for(settings, url)
+    except ValueError as exc:
+        print(f"hotline: {exc}", flush=True)
+        return 2
     db = Database.open(settings)
-    print(f"hotline serving on http://{settings.http_host}:{settings.http_port}/", flush=True)
+    node = f" as node {settings.node_name}" if cluster.clustered else ""
+    print(f"hotline serving on http://{settings.http_host}:{settings.http_port}/{node}", flush=True)
     use_serving_switch_interval()
-    app = build_app(db)
+    app = build_app(db, cluster=cluster)
     app.on_startup.append(freeze_startup_heap)  # last: after every feature has started
     try:
         web.run_app(

@@ -45,6 +45,10 @@ def create_engine(settings: Settings, **kwargs: Any) -> AsyncEngine:
     path = sqlite_path(settings.database_url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
+    if not settings.is_sqlite:
+        # After a PostgreSQL restart (or a failover) every pooled connection is dead; a
+        # ping at checkout replaces one quietly instead of failing the request that got it.
+        kwargs.setdefault("pool_pre_ping", True)
     engine = create_async_engine(settings.database_url, **kwargs)
     if settings.is_sqlite:
         event.listen(engine.sync_engine, "connect", _tune_sqlite)

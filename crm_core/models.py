@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -322,3 +323,41 @@ class AuditEntry(Base):
     object_id: Mapped[str | None] = mapped_column(String(64))
     ip: Mapped[str | None] = mapped_column(String(45))
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+# --- Several nodes on one PostgreSQL (crm_core/cluster/, docs/deploy.md) ----------------
+# Read and written with raw asyncpg by the cluster's own sessions; declared here so the
+# schema and the migrations stay one.
+
+
+class ClusterLease(Base):
+    """A lease ("ami:<server>"): its holder, and the epoch every takeover raises (fencing)."""
+
+    __tablename__ = "cluster_leases"
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    epoch: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    holder: Mapped[str | None] = mapped_column(String(100))
+    acquired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ClusterNode(Base):
+    """A node's heartbeat: where it is, what it holds, whose desktops it serves."""
+
+    __tablename__ = "cluster_nodes"
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    url: Mapped[str] = mapped_column(String(200), server_default="")
+    pid: Mapped[int] = mapped_column(Integer, server_default="0")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    leases: Mapped[str] = mapped_column(String(500), server_default="")
+    users: Mapped[str] = mapped_column(Text, server_default="[]")
+
+
+class ClusterMessage(Base):
+    """A fan-out message too large for a NOTIFY payload; only its id is notified."""
+
+    __tablename__ = "cluster_messages"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -56,6 +57,11 @@ class Settings:
     # Queue callback (#18): tries per caller, and the wait between unanswered tries.
     callback_attempts: int = 3
     callback_retry_seconds: int = 600
+    # Several nodes on one PostgreSQL (docs/deploy.md): this node's name; empty runs alone.
+    node_name: str = ""
+    # The address other nodes and operators see this node at (cluster status), if not the
+    # http_host:http_port it listens on (behind NAT or a proxy).
+    node_url: str = ""
     log_level: str = "INFO"
     # PBX instance: several (dev, tests) share one pbx_root, each with its own ports and dirs.
     pbx_instance: str = "main"
@@ -133,6 +139,18 @@ class Settings:
     follow_up_office: str = ""
     dispatch_accept_minutes: int = 60
     sla_check_seconds: int = 60
+    # --- The technician's mobile page (issue 21 §2; docs/field.md) ---
+    # Signs the link in every work-order SMS. Loopback-only development value: a server
+    # whose links leave the machine refuses to start with it (set HOTLINE_FIELD_LINK_SECRET).
+    field_link_secret: str = "hotline-local-dev-field-link"  # noqa: S105
+    field_link_hours: int = 72
+    # Where phones open the link (https://hotline.example.com); empty means public_base_url,
+    # else http://http_host:http_port.
+    field_link_base_url: str = ""
+    # Photos and signatures; empty means <var_dir>/field_files.
+    field_files_dir: str = ""
+    field_upload_max_bytes: int = 8 * 1024 * 1024
+    field_photo_max_side: int = 1600
 
     # --- Recordings (issue 7; see docs/recordings.md) ---
     # Host path of the PBX's MixMonitor spool, re-scanned at start-up; empty means the
@@ -247,6 +265,12 @@ def _origins(value: str) -> str:
     return value
 
 
+def _node_name(value: str) -> str:
+    if value and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,59}", value):
+        raise ValueError("a node name is 1-60 letters, digits, '.', '_' or '-', e.g. node-1")
+    return value
+
+
 def _roles(value: str) -> str:
     allowed = {"agent", "supervisor", "technician", "admin"}
     for item in (v.strip() for v in value.split(",")):
@@ -269,6 +293,7 @@ _VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "callback_retry_seconds": _positive,
     "sip_secret": _nonempty,
     "pbx_instance": _instance_name,
+    "node_name": _node_name,
     "session_idle_minutes": _positive,
     "session_max_hours": _positive,
     "lockout_failures": _positive,
@@ -294,6 +319,12 @@ def _at_least_one(value: int) -> int:
     return value
 
 
+def _base_url(value: str) -> str:
+    if value and (not value.startswith(("http://", "https://")) or value.endswith("/")):
+        raise ValueError("a base URL looks like https://hotline.example.com (no trailing /)")
+    return value
+
+
 def _template_map(value: str) -> str:
     for item in (v.strip() for v in value.split(";")):
         kind, _, rest = item.partition("=")
@@ -313,6 +344,11 @@ _VALIDATORS.update(
         "follow_up_retry_hours": _at_least_one,
         "dispatch_accept_minutes": _at_least_one,
         "sla_check_seconds": _at_least_one,
+        "field_link_secret": _nonempty,
+        "field_link_hours": _at_least_one,
+        "field_link_base_url": _base_url,
+        "field_upload_max_bytes": _at_least_one,
+        "field_photo_max_side": _at_least_one,
     }
 )
 

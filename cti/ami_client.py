@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from cti.ami_errors import (
@@ -119,20 +120,44 @@ class AmiClient:
         self._links: dict[str, ServerLink] = {}
         self._pumps: dict[str, EventPump] = {}
         self._originates: OrderedDict[str, asyncio.Task[OriginateResult]] = OrderedDict()
+        self._events_off: set[str] = set()
+        self._started = False
 
     async def start(self) -> None:
         """Start every link in the background; returns at once (see ``wait_connected``)."""
+        self._started = True
         for server in self._servers:
-            if server.name in self._links:
-                continue
-            pump = EventPump(server.name, self._on_event, self._on_resync)
-            link = ServerLink(server, pump, self._options)
-            self._pumps[server.name], self._links[server.name] = pump, link
-            pump.start()
-            link.start()
+            if server.name not in self._links:
+                self._start_link(server)
+
+    def _start_link(self, server: AmiServer) -> None:
+        events = server.name not in self._events_off
+        options = replace(self._options, events=events, resync=events and self._options.resync)
+        pump = EventPump(server.name, self._on_event, self._on_resync)
+        link = ServerLink(server, pump, options)
+        self._pumps[server.name], self._links[server.name] = pump, link
+        pump.start()
+        link.start()
+
+    async def set_events(self, server: str, on: bool) -> None:
+        """Take this server's event stream (and resync at login) or leave it: the link is
+        logged in again with ``Events: on|off``. A cluster's AMI leader has it on, the other
+        nodes off (cti is told by agent_desktop/calls/cluster_wiring.py)."""
+        known = next((s for s in self._servers if s.name == server), None)
+        if known is None:
+            raise AmiUnknownServer(f"no AMI server named {server!r}", server=server)
+        (self._events_off.discard if on else self._events_off.add)(server)
+        link, pump = self._links.pop(server, None), self._pumps.pop(server, None)
+        if link is not None:
+            await link.stop()
+        if pump is not None:
+            await pump.stop()
+        if self._started:
+            self._start_link(known)
 
     async def stop(self) -> None:
         """Log off and close every link; events still queued are dropped."""
+        self._started = False
         links, self._links = self._links, {}
         pumps, self._pumps = self._pumps, {}
         await asyncio.gather(*(link.stop() for link in links.values()))

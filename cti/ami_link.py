@@ -48,6 +48,9 @@ class LinkOptions:
     stable_after: float = 5.0  # a session this long resets the backoff
     max_frame: int = 1 << 20
     resync: bool = True
+    # Off for a node of a cluster that does not lead this server: it sends actions (dial,
+    # pause, spy) and leaves the event stream to the leader (docs/deploy.md).
+    events: bool = True
 
 
 def backoff_delay(attempt: int, initial: float, cap: float, rng: random.Random) -> float:
@@ -304,7 +307,7 @@ class ServerLink:
             ("Action", "Login"),
             ("Username", server.username),
             ("Secret", server.secret),
-            ("Events", "on"),
+            ("Events", "on" if self.options.events else "off"),
         ]
         try:
             await self.send(headers, self.options.action_timeout, require_ready=False)

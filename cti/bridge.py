@@ -33,6 +33,7 @@ from cti.db_process import DbProcess, WorkerFailed
 from cti.directory import AgentDirectory
 from cti.outage_recovery import read_records, recovered_calls
 from cti.pop_payload import Extra
+from cti.pop_reads import open_pop_rows
 from cti.pops import PopService, PopSink
 from cti.resync_calls import ADOPTED_VARIABLES, SeenCall, seen_calls
 from cti.tracker import AmiEventLike, CallTracker
@@ -110,6 +111,22 @@ class CtiBridge:
         if self._running:
             self.worker.send("log", event)
 
+    def set_fence(self, epochs: dict[str, int]) -> None:
+        """The lease epochs the call-state writes of this node are made under (a cluster's
+        AMI leader; crm_core/cluster/fence.py). The worker applies them at once, to the writes
+        it still has queued too."""
+        if self._running:
+            self.worker.send("fence", dict(epochs))
+
+    def forget(self, server: str) -> None:
+        """This node no longer leads `server`: drop what it knew of its calls, pops and
+        agents, silently. Ending them here would log and pop what the new leader now owns."""
+        for key in [k for k in self.tracker.calls if k[0] == server]:
+            del self.tracker.calls[key]
+        self.pops.forget(server)
+        for member in [k for k in self.agents.members if k[0] == server]:
+            del self.agents.members[member]
+
     async def on_event(self, event: Any) -> None:
         server = getattr(event, "server", "pbx")
         changed = self.agents.apply(server, event.name, event.headers)
@@ -169,6 +186,8 @@ class CtiBridge:
         unknown = [s for s in seen if (server, s.linkedid) not in self.tracker.calls]
         if unknown and self.channel_variables is not None:
             await asyncio.gather(*(self._read_variables(server, s) for s in unknown))
+        if unknown:
+            await self._restore_pops(server, [s.linkedid for s in unknown])
         adopted = [s.linkedid for s in seen if bring_up_to_date(self.tracker, server, s, now)]
         live = {c.headers.get("Linkedid", "") for c in snapshot.channels}
         outage_ns = getattr(snapshot, "outage_ns", None)
@@ -189,6 +208,14 @@ class CtiBridge:
             )
         await self._dispatch()
         self.agents.resync(server, snapshot.queues)
+
+    async def _restore_pops(self, server: str, linkedids: list[str]) -> None:
+        """Pops sent for these calls before this process adopted them (a cluster's previous
+        leader, or this process before a restart) are taken over, not sent again."""
+        try:
+            self.pops.restore(server, await open_pop_rows(self.db, server, linkedids))
+        except Exception:
+            log.exception("resync %s: could not read the open pops of adopted calls", server)
 
     async def _recover_ended(self, server: str, live: set[str], since: float) -> list[str]:
         """Calls that began and ended while the link was down, from the PBX's call records

@@ -19,6 +19,7 @@ from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import Update
 
+from crm_core.cluster.fence import Fence, FencedOut
 from crm_core.db import Database
 from crm_core.events import CallRecordingFinished
 from crm_core.lookup import NumberLookup
@@ -94,6 +95,8 @@ class CallLogWriter:
         self._task: asyncio.Task[None] | None = None
         self._upsert_started = sql.upsert_started(db.engine.dialect.name)
         self._held = HeldConnection(db.engine)
+        # A cluster's AMI leader writes under its lease epochs (crm_core/cluster/fence.py).
+        self.fence = Fence()
 
     def submit(self, event: object) -> None:
         self.queue.put_nowait(event)
@@ -118,6 +121,9 @@ class CallLogWriter:
                 batch.append(self.queue.get_nowait())
             try:
                 await self._write_batch(batch)
+            except FencedOut as exc:
+                # Another node leads these calls now; it resyncs them from the PBX.
+                log.warning("call log: %d event(s) not written: %s", len(batch), exc)
             except Exception:
                 log.exception("call log: batch of %d failed; retrying one by one", len(batch))
                 for event in batch:
@@ -131,6 +137,7 @@ class CallLogWriter:
         # more CPU, and this thread shares the GIL with the loop that sends pops.
         finished: list[CallRecordingFinished] = []
         async with self._held.transaction() as conn:
+            await self.fence.check(conn, {f"ami:{getattr(e, 'server', '')}" for e in batch})
             for event in batch:
                 done = await self.apply(conn, event)
                 if done is not None:

@@ -12,6 +12,7 @@ A process has its own GIL.
 Messages in (see cti/worker_channel.py), handled in the order they were sent:
   ("log", event)                  a tracker event for the call log
   ("pop", kind, data)             a pop row or receipt
+  ("fence", {lease: epoch})       the lease epochs later writes are made under (a cluster)
   ("call", id, op, args)          op "build" (a 360), "drain" or "close"; answered with
                                   ("result", id, ok, value or error text)
 Messages out: ("ready",) or ("failed", why) once at start, ("result", ...), and
@@ -85,6 +86,7 @@ class Writers:
             Pop360Builder(db, finder, open_requests),
             finder,
         )
+        writers.pops.fence = writers.call_log.fence  # one set of epochs for both
         writers.call_log.start()
         writers.pops.start()
         return writers
@@ -159,6 +161,10 @@ def _handle(
         writers.call_log.submit(message[1])
     elif kind == "pop":
         writers.pops.submit(message[1], message[2])
+    elif kind == "fence":
+        # At once, for the writes still queued too: a node that lost a lease stops writing
+        # under it now, and one that took a lease had nothing queued for it.
+        writers.call_log.fence.set(message[1])
     elif kind == "call":
         # A task, so a 360 being built never holds up the log and pop messages behind it.
         task = asyncio.create_task(_answer(writers, writer, message[1], message[2], message[3]))

@@ -20,6 +20,7 @@ from sqlalchemy import JSON, Table, Text, bindparam, cast, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import Insert, Update
 
+from crm_core.cluster.fence import Fence
 from crm_core.db import Database
 from crm_core.models import utcnow
 from cti.held_connection import HeldConnection
@@ -88,6 +89,7 @@ class PopWriter:
         self._task: asyncio.Task[None] | None = None
         self._insert = insert_pops(db.engine.dialect.name)
         self._held = HeldConnection(db.engine)
+        self.fence = Fence()  # shared with the call log (cti/db_worker.py)
 
     def submit(self, kind: str, data: dict[str, Any]) -> None:
         self.writes.put_nowait((kind, data))
@@ -112,6 +114,7 @@ class PopWriter:
                 batch.append(self.writes.get_nowait())
             try:
                 async with self._held.transaction() as conn:
+                    await self.fence.check(conn)
                     for changes in _rounds(batch):
                         await self._write_round(conn, changes)
             except Exception:

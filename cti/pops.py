@@ -147,6 +147,9 @@ class PopService:
         # and a call that ends (or is identified again) drops its reference to the task.
         self._builds: set[asyncio.Task[dict[str, Any]]] = set()
         self.owners: dict[str, int] = {}  # pop id → agent, for receipts (bounded below)
+        # Pops another node (a cluster's previous leader) sent for calls this node is
+        # adopting, by call: they are taken over, not sent again (restore()).
+        self.restored: dict[tuple[str, str], dict[str, Pop]] = {}
 
     # -- bus handlers --------------------------------------------------------------------
     def _start_build(
@@ -160,7 +163,29 @@ class PopService:
     def on_started(self, e: CallStarted) -> None:
         context = CallContext(e.caller, self._start_build(e.caller, None, e.linkedid))
         context.encode_when_built()
+        context.pops.update(self.restored.pop((e.server, e.linkedid), {}))
         self.calls[(e.server, e.linkedid)] = context
+
+    def restore(self, server: str, rows: list[dict[str, Any]]) -> None:
+        """Take over pops already sent for calls about to be adopted (pop_reads.py rows):
+        their later updates (connected, ended) go to the same pop ids, and the adopted
+        rings they stand for pop nothing again."""
+        for row in rows:
+            pop = Pop(
+                row["id"],
+                int(row["agent_id"]),
+                server,
+                row["linkedid"],
+                row["ring_id"],
+                row["state"],
+                row["caller"],
+                row["queue"],
+                row["rang_at"],
+                row["payload"],
+            )
+            self.restored.setdefault((server, pop.linkedid), {})[pop.ring_id] = pop
+            self.by_user.setdefault(pop.user_id, {})[pop.id] = pop
+            self.owners[pop.id] = pop.user_id
 
     def on_identified(self, e: CallIdentified) -> None:
         context = self.calls.get((e.server, e.linkedid))
@@ -193,6 +218,8 @@ class PopService:
             log.warning("pop: no user has phone %s (member %s)", e.interface, e.member_name)
             return
         context = self.calls.get((e.server, e.linkedid))
+        if context is not None and e.ring_id in context.pops:
+            return  # popped already, by the node that led this server before (restore())
         pop = Pop(
             str(uuid.uuid4()),
             agent.user_id,
@@ -266,6 +293,16 @@ class PopService:
         for pop in context.pops.values():
             if pop.state in ("ringing", "connected"):
                 await self._update(pop, "ended", outcome=e.outcome.value)
+
+    def forget(self, server: str) -> None:
+        """Drop the calls and pops of a server this node no longer leads (no messages)."""
+        self.restored = {k: v for k, v in self.restored.items() if k[0] != server}
+        for key in [k for k in self.calls if k[0] == server]:
+            context = self.calls.pop(key)
+            context.task.cancel()
+        for pops in self.by_user.values():
+            for pop_id in [i for i, p in pops.items() if p.server == server]:
+                del pops[pop_id]
 
     def active_for(self, user_id: int) -> list[dict[str, Any]]:
         """Pops a (re)connecting browser must show, oldest first."""

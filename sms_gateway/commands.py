@@ -1,6 +1,7 @@
 """Technician SMS commands: a code or a Chinese keyword, an optional order number, arguments.
 
     JD 1234 / 接单            accept
+    JJ 1234 <reason> / 拒单   decline (the reason is required)
     ETA 1234 14:30            on the way, expected at 14:30 (local time)
     DD 1234 / 到达            arrived
     PJ 1234 <parts> / 配件    needs parts (the parts are required)
@@ -26,6 +27,7 @@ MAX_TEXT = 500
 
 class Command(enum.StrEnum):
     ACCEPT = "accept"
+    DECLINE = "decline"
     SET_ETA = "set_eta"
     ARRIVE = "arrive"
     NEED_PARTS = "need_parts"
@@ -36,6 +38,8 @@ class Command(enum.StrEnum):
 CODES: dict[str, Command] = {
     "JD": Command.ACCEPT,
     "接单": Command.ACCEPT,
+    "JJ": Command.DECLINE,
+    "拒单": Command.DECLINE,
     "ETA": Command.SET_ETA,
     "预计": Command.SET_ETA,
     "DD": Command.ARRIVE,
@@ -95,4 +99,6 @@ def parse(raw: str) -> ParsedCommand:
     detail = rest.strip(_TRIM)[:MAX_TEXT] or None
     if command == Command.NEED_PARTS and not detail:
         raise CommandParseError("PJ needs the parts", hint="PJ 1234 刹车片")
+    if command == Command.DECLINE and not detail:
+        raise CommandParseError("JJ needs a reason", hint="JJ 1234 人在外地")
     return ParsedCommand(command, order, eta, detail)

@@ -19,6 +19,9 @@ from crm_core.settings import Settings, SettingsError
 SETTING = "sms_templates"
 # Providers cap one variable's length (Aliyun: 35 characters for most variable types).
 MAX_PARAM = 35
+# A cut link opens nothing: these are sent whole. `token` (32 characters) fits the cap; a
+# template should hold the fixed https://host/m/ prefix and take `token` as its variable.
+NEVER_CUT = frozenset({"link", "token"})
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ def fill(template: ProviderTemplate, kind: str, params: Mapping[str, str]) -> li
     filled = []
     for name in template.params:
         value = values.get(name, "")
-        if len(value) > MAX_PARAM:
+        if len(value) > MAX_PARAM and name not in NEVER_CUT:
             value = value[: MAX_PARAM - 1] + templates.ELLIPSIS
         filled.append((name, value))
     return filled

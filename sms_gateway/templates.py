@@ -14,9 +14,10 @@ MAX_SEGMENTS = 2
 ELLIPSIS = "…"
 
 TEMPLATES: dict[str, str] = {
-    # 服务派工单 to the technician.
+    # 服务派工单 to the technician; {link} opens the mobile page (never shortened).
     "work_order_dispatched": (
         "【派工单{order}】{customer} {phone} {vehicle} {address} 故障:{problem} 回复JD {order}接单"
+        " {link}"
     ),
     "work_order_reassigned_away": "【派工单{order}】已改派,无需处理。",
     "command_ok": "【派工单{order}】已记录:{state_label}。",
@@ -84,6 +85,9 @@ def values_for(name: str, params: Mapping[str, str]) -> dict[str, str]:
         values["kind_label"] = SLA_KIND_LABELS.get(values.get("kind", ""), values.get("kind", ""))
         values["order"] = f"派工单{values['order']}" if values.get("order") else ""
     values.setdefault("state_label", values.get("state", ""))
+    # Messages queued before the mobile page existed have no link.
+    values.setdefault("link", "")
+    values.setdefault("token", "")
     return values
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import case, func, literal_column, select, union_all
 
 from crm_core.db import Database
 from ticketing.models import FollowUp, ServiceRequest, WorkOrder
-from ticketing.states import FollowUpState, RequestState, WorkOrderState
+from ticketing.states import AWAITING_ACCEPT, FollowUpState, RequestState
 
 # The stages a request is still open in, in lifecycle order (the board's columns).
 OPEN_STAGES: tuple[str, ...] = tuple(
@@ -117,7 +117,7 @@ def _counts_query(now: datetime, start: datetime, end: datetime) -> Any:
     accept = (
         select(region, _kind("overdue_accept"), func.count().label("n"))
         .join(WorkOrder, WorkOrder.request_id == ServiceRequest.id)
-        .where(WorkOrder.state == WorkOrderState.ASSIGNED.value, WorkOrder.accept_due_at < now)
+        .where(WorkOrder.state.in_(AWAITING_ACCEPT), WorkOrder.accept_due_at < now)
         .group_by(region)
     )
     return union_all(

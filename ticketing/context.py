@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core.db import Database
 from crm_core.events import EventBus
 from crm_core.models import utcnow
+from ticketing.field_links import FieldLinks
 from ticketing.notices import Notifier, RecordingNotifier
 from ticketing.policy import Policy
 
@@ -33,6 +34,8 @@ class TicketingContext:
     bus: EventBus = field(default_factory=EventBus)
     policy: Policy = field(default_factory=Policy)
     clock: Callable[[], datetime] = utcnow
+    # Signs the mobile-page link put in every work-order SMS; None sends no link.
+    links: FieldLinks | None = None
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[Unit]:

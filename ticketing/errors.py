@@ -75,3 +75,48 @@ class NotAllowed(HotlineError):
 class NoAssignee(HotlineError):
     status = 409
     error_id = "no_follow_up_representative"
+
+
+class WorkOrderTaken(HotlineError):
+    """An offered order another technician accepted first (or the offer was withdrawn)."""
+
+    status = 409
+    error_id = "work_order_taken"
+
+
+class FieldLinkInvalid(HotlineError):
+    """A mobile-page link that was not made by us, or was altered."""
+
+    status = 403
+    error_id = "field_link_invalid"
+
+
+class FieldLinkExpired(HotlineError):
+    status = 410
+    error_id = "field_link_expired"
+
+
+class UnknownFieldAction(ValidationError):
+    error_id = "unknown_field_action"
+
+
+class ActionIdReused(HotlineError):
+    """A client action id already used for a different action: never applied twice, never
+    silently mixed up."""
+
+    status = 409
+    error_id = "field_action_id_reused"
+
+
+class InvalidImage(HotlineError):
+    status = 415
+    error_id = "invalid_image"
+
+
+class UploadTooLarge(HotlineError):
+    status = 413
+    error_id = "upload_too_large"
+
+
+class SignatureRequired(ValidationError):
+    error_id = "signature_required"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from crm_core.models import AuditEntry, Role, User
 from crm_core.phones import parse_or_raise
@@ -17,9 +17,10 @@ from ticketing.context import TicketingContext, Unit
 from ticketing.errors import NotYourWorkOrder, UnknownSender, WorkOrderAmbiguous
 from ticketing.journal import Actor
 from ticketing.lifecycle import lock_order
-from ticketing.models import StaffMobile, WorkOrder
+from ticketing.models import StaffMobile, WorkOrder, WorkOrderOffer
 from ticketing.notices import SmsNotice
-from ticketing.states import OPEN_WORK_ORDER_STATES, WorkOrderState, label_zh
+from ticketing.offers import OPEN, decline_offer, take_offer
+from ticketing.states import OPEN_WORK_ORDER_STATES, WorkOrderAction, WorkOrderState, label_zh
 from ticketing.work_orders import FieldReport, WorkOrderService
 
 log = logging.getLogger(__name__)
@@ -40,10 +41,13 @@ async def technician_by_mobile(unit: Unit, e164: str) -> User | None:
 
 
 async def _open_orders(unit: Unit, technician_id: int) -> list[int]:
+    offered = select(WorkOrderOffer.work_order_id).where(
+        WorkOrderOffer.technician_id == technician_id, WorkOrderOffer.state == OPEN
+    )
     rows = await unit.session.scalars(
         select(WorkOrder.id)
         .where(
-            WorkOrder.technician_id == technician_id,
+            or_(WorkOrder.technician_id == technician_id, WorkOrder.id.in_(offered)),
             WorkOrder.state.in_([s.value for s in OPEN_WORK_ORDER_STATES]),
         )
         .order_by(WorkOrder.id)
@@ -80,11 +84,18 @@ class FieldCommands:
                 raise UnknownSender("this number belongs to no technician", sender=sender)
             order_id = await self._choose(unit, tech, order_id)
             order = await lock_order(unit, order_id)
-            if order.technician_id != tech.id:
+            actor = Actor.sms(tech.id, sender)
+            offered = order.state == WorkOrderState.OFFERED
+            if offered and report.action == WorkOrderAction.ACCEPT:
+                await take_offer(unit, order, tech.id, actor)
+            elif offered and report.action == WorkOrderAction.DECLINE:
+                await decline_offer(unit, order.id, tech.id, report.text or "", actor)
+            elif order.technician_id != tech.id:
                 raise NotYourWorkOrder(
                     f"work order {order_id} is assigned to someone else", work_order_id=order_id
                 )
-            await self.orders.apply_report(unit, order, report, Actor.sms(tech.id, sender))
+            else:
+                await self.orders.apply_report(unit, order, report, actor)
             await self.ctx.notify(
                 unit.session,
                 SmsNotice(

@@ -28,6 +28,11 @@ class Actor:
         return cls(user_id, f"sms:{e164}")
 
     @classmethod
+    def field_link(cls, user_id: int) -> Actor:
+        """A technician acting through the signed link of the mobile page."""
+        return cls(user_id, f"mobile:{user_id}")
+
+    @classmethod
     def system(cls, what: str = "system") -> Actor:
         return cls(None, what)
 

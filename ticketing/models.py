@@ -66,7 +66,8 @@ class WorkOrder(Base):
     __tablename__ = "work_orders"
     id: Mapped[int] = mapped_column(primary_key=True)
     request_id: Mapped[int] = mapped_column(ForeignKey("service_requests.id"), index=True)
-    technician_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    # None while the order is offered to several technicians (WorkOrderOffer).
+    technician_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     assigned_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     previous_id: Mapped[int | None] = mapped_column(ForeignKey("work_orders.id"))
     state: Mapped[str] = mapped_column(String(30), index=True)
@@ -156,3 +157,58 @@ class RotationPointer(Base):
     __tablename__ = "ticket_rotation"
     pool: Mapped[str] = mapped_column(String(40), primary_key=True)
     last_user_id: Mapped[int] = mapped_column(Integer)
+
+
+class WorkOrderOffer(Base):
+    """抢单: an order offered to one of several technicians; the first to accept takes it."""
+
+    __tablename__ = "work_order_offers"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    work_order_id: Mapped[int] = mapped_column(ForeignKey("work_orders.id"), index=True)
+    technician_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    # open -> taken (this technician won) | lost (another won) | declined
+    state: Mapped[str] = mapped_column(String(10))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    __table_args__ = (
+        UniqueConstraint("work_order_id", "technician_id"),
+        CheckConstraint("state in ('open','taken','lost','declined')", name="state"),
+    )
+
+
+class FieldAction(Base):
+    """One action sent from the technician's mobile page, stored once per client-made id:
+    a page that resends after a network failure is answered from here, never applied twice."""
+
+    __tablename__ = "field_actions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    action_id: Mapped[str] = mapped_column(String(64), unique=True)
+    work_order_id: Mapped[int] = mapped_column(ForeignKey("work_orders.id"), index=True)
+    technician_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    text: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The order's state right after the action.
+    outcome: Mapped[str | None] = mapped_column(String(30))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WorkOrderFile(Base):
+    """A photo or the customer's signature of a work order, stored under field_files_dir
+    (path relative to it) with its checksum, like a recording."""
+
+    __tablename__ = "work_order_files"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    work_order_id: Mapped[int] = mapped_column(ForeignKey("work_orders.id"), index=True)
+    technician_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    kind: Mapped[str] = mapped_column(String(10))
+    path: Mapped[str] = mapped_column(String(300))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    content_type: Mapped[str] = mapped_column(String(30))
+    action_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    __table_args__ = (CheckConstraint("kind in ('photo','signature')", name="kind"),)

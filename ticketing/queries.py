@@ -92,7 +92,7 @@ async def technician_ids_of(db: Database, request_id: int) -> set[int]:
         rows = await s.scalars(
             select(WorkOrder.technician_id).where(WorkOrder.request_id == request_id)
         )
-        return set(rows.all())
+        return {tech for tech in rows.all() if tech is not None}
 
 
 async def request_detail(db: Database, request_id: int) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from crm_core.models import Role, User
 from ticketing.context import TicketingContext, Unit
 from ticketing.models import FollowUp, ServiceRequest, SlaBreach, StaffMobile, WorkOrder
 from ticketing.notices import SmsNotice
-from ticketing.states import FollowUpState, RequestState, WorkOrderState
+from ticketing.states import AWAITING_ACCEPT, FollowUpState, RequestState
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ async def find_overdue(unit: Unit) -> list[Overdue]:
     for order, office in await s.execute(
         select(WorkOrder, ServiceRequest.office)
         .join(ServiceRequest, ServiceRequest.id == WorkOrder.request_id)
-        .where(WorkOrder.state == WorkOrderState.ASSIGNED.value, WorkOrder.accept_due_at < now)
+        .where(WorkOrder.state.in_(AWAITING_ACCEPT), WorkOrder.accept_due_at < now)
     ):
         found.append(
             Overdue("accept", "work_order", order.id, order.request_id, order.accept_due_at, office)
@@ -101,7 +101,7 @@ def standing_breaches() -> Select[SlaBreach, ServiceRequest]:
     """Recorded breaches whose item is still in the state that made it late (the desktop's
     SLA reminders): a request dispatched since, or a follow-up done, drops off the list."""
     order_waiting = exists().where(
-        WorkOrder.id == SlaBreach.entity_id, WorkOrder.state == WorkOrderState.ASSIGNED.value
+        WorkOrder.id == SlaBreach.entity_id, WorkOrder.state.in_(AWAITING_ACCEPT)
     )
     follow_up_open = exists().where(
         FollowUp.id == SlaBreach.entity_id, FollowUp.state.in_(_FOLLOW_UP_OPEN)

@@ -63,6 +63,8 @@ class RequestAction(enum.StrEnum):
     REJECT = "reject"
     RESUBMIT = "resubmit"
     DISPATCH_WORK_ORDER = "dispatch_work_order"
+    # The technician declined (拒单): back to the office, which dispatches again.
+    RETURN_TO_OFFICE = "return_to_office"
     HANDLE_COMPLAINT = "handle_complaint"
     COMPLETE = "complete"
     START_FOLLOW_UP = "start_follow_up"
@@ -71,6 +73,8 @@ class RequestAction(enum.StrEnum):
 
 
 class WorkOrderState(enum.StrEnum):
+    # Offered to several technicians of the office; the first to accept gets it.
+    OFFERED = "offered"
     ASSIGNED = "assigned"
     ACCEPTED = "accepted"
     EN_ROUTE = "en_route"
@@ -78,11 +82,13 @@ class WorkOrderState(enum.StrEnum):
     NEEDS_PARTS = "needs_parts"
     RETURN_TO_FACTORY = "return_to_factory"
     REASSIGNED = "reassigned"
+    DECLINED = "declined"
     DONE = "done"
 
 
 class WorkOrderAction(enum.StrEnum):
     ACCEPT = "accept"
+    DECLINE = "decline"
     SET_ETA = "set_eta"
     ARRIVE = "arrive"
     NEED_PARTS = "need_parts"
@@ -140,6 +146,7 @@ _COMMON_REQUEST: dict[tuple[RequestState, RequestAction], RequestState] = {
     (R.REJECTED, RA.CLOSE): R.CLOSED,
     (R.DISPATCHED_TO_OFFICE, RA.DISPATCH_WORK_ORDER): R.IN_FIELD,
     (R.IN_FIELD, RA.DISPATCH_WORK_ORDER): R.IN_FIELD,
+    (R.IN_FIELD, RA.RETURN_TO_OFFICE): R.DISPATCHED_TO_OFFICE,
     (R.IN_FIELD, RA.COMPLETE): R.COMPLETED,
     (R.COMPLETED, RA.START_FOLLOW_UP): R.FOLLOW_UP,
     (R.FOLLOW_UP, RA.CLOSE): R.CLOSED,
@@ -183,7 +190,15 @@ def request_machine(category: str) -> Machine[RequestState, RequestAction]:
 
 
 W, WA = WorkOrderState, WorkOrderAction
-_OPEN_WORK = (W.ASSIGNED, W.ACCEPTED, W.EN_ROUTE, W.ON_SITE, W.NEEDS_PARTS, W.RETURN_TO_FACTORY)
+_OPEN_WORK = (
+    W.OFFERED,
+    W.ASSIGNED,
+    W.ACCEPTED,
+    W.EN_ROUTE,
+    W.ON_SITE,
+    W.NEEDS_PARTS,
+    W.RETURN_TO_FACTORY,
+)
 _WORKING = (W.ACCEPTED, W.EN_ROUTE, W.ON_SITE, W.NEEDS_PARTS)
 
 # 服务派工单. Parts and return-to-factory (返厂) end in reassignment: the supervisor issues a new
@@ -193,6 +208,12 @@ WORK_ORDER = Machine[WorkOrderState, WorkOrderAction](
     "work order",
     {
         (W.ASSIGNED, WA.ACCEPT): W.ACCEPTED,
+        # An offer is taken by a conditional UPDATE (ticketing/offers.py), then recorded here.
+        (W.OFFERED, WA.ACCEPT): W.ACCEPTED,
+        # 拒单: the office dispatches the request again (a new order).
+        (W.ASSIGNED, WA.DECLINE): W.DECLINED,
+        # Every technician it was offered to declined.
+        (W.OFFERED, WA.DECLINE): W.DECLINED,
         (W.ACCEPTED, WA.SET_ETA): W.EN_ROUTE,
         (W.EN_ROUTE, WA.SET_ETA): W.EN_ROUTE,
         (W.ACCEPTED, WA.ARRIVE): W.ON_SITE,
@@ -207,10 +228,12 @@ WORK_ORDER = Machine[WorkOrderState, WorkOrderAction](
         **{(s, WA.COMPLETE): W.DONE for s in _WORKING},
     },
     IllegalWorkOrderTransition,
-    frozenset({W.REASSIGNED, W.DONE}),
+    frozenset({W.REASSIGNED, W.DECLINED, W.DONE}),
 )
 
 OPEN_WORK_ORDER_STATES = frozenset(_OPEN_WORK)
+# Not yet accepted (接单): the SLA's accept timer runs, for an offer as for an assignment.
+AWAITING_ACCEPT = (W.ASSIGNED.value, W.OFFERED.value)
 
 FOLLOW_UP = Machine[FollowUpState, FollowUpAction](
     "follow-up",
@@ -254,6 +277,7 @@ LABELS_ZH: dict[type[enum.StrEnum], dict[str, str]] = {
         R.CLOSED: "已关闭",
     },
     WorkOrderState: {
+        W.OFFERED: "待抢单",
         W.ASSIGNED: "已派工",
         W.ACCEPTED: "已接单",
         W.EN_ROUTE: "在途",
@@ -261,6 +285,7 @@ LABELS_ZH: dict[type[enum.StrEnum], dict[str, str]] = {
         W.NEEDS_PARTS: "待配件",
         W.RETURN_TO_FACTORY: "返厂维修",
         W.REASSIGNED: "已改派",
+        W.DECLINED: "已拒单",
         W.DONE: "已完工",
     },
     FollowUpState: {

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -16,6 +17,7 @@ from crm_core.events import WorkOrderDispatched
 from crm_core.models import Customer, PhoneNumber, Role, User, Vehicle
 from ticketing.context import TicketingContext, Unit
 from ticketing.errors import ReasonRequired
+from ticketing.field_links import FieldLinks
 from ticketing.follow_ups import open_follow_up
 from ticketing.journal import Actor, record
 from ticketing.lifecycle import lock_order, lock_request, move_order, move_request
@@ -33,6 +35,8 @@ class FieldReport:
     action: WorkOrderAction
     eta: time | None = None
     text: str | None = None
+    # Extra facts for the transition record (the mobile page's position on arrival).
+    detail: dict[str, Any] | None = None
 
 
 def eta_from_local(clock_time: time, now: datetime, timezone: str) -> datetime:
@@ -56,7 +60,11 @@ async def _technician(unit: Unit, user_id: int) -> User:
     return user
 
 
-async def _dispatch_params(unit: Unit, request: ServiceRequest, order: WorkOrder) -> dict[str, str]:
+async def dispatch_params(
+    unit: Unit, links: FieldLinks | None, request: ServiceRequest, order: WorkOrder, tech: int
+) -> dict[str, str]:
+    """The work-order SMS's parameters; `link` (the whole URL) and `token` (its last path
+    segment, for provider templates that hold the fixed URL prefix) open the mobile page."""
     customer = await unit.session.get(Customer, request.customer_id)
     vehicle = await unit.session.get(Vehicle, request.vehicle_id) if request.vehicle_id else None
     phone = await unit.session.scalar(
@@ -66,7 +74,10 @@ async def _dispatch_params(unit: Unit, request: ServiceRequest, order: WorkOrder
         .limit(1)
     )
     place = " ".join(p for p in (customer.city, customer.address) if p) if customer else ""
+    link = links.url(order.id, tech, unit.now) if links else ""
     return {
+        "link": link,
+        "token": link.rsplit("/", 1)[-1],
         "order": str(order.id),
         "request": request.number or str(request.id),
         "customer": customer.name if customer else "",
@@ -75,6 +86,28 @@ async def _dispatch_params(unit: Unit, request: ServiceRequest, order: WorkOrder
         "address": place,
         "problem": request.description,
     }
+
+
+async def notify_technician(
+    ctx: TicketingContext,
+    unit: Unit,
+    request: ServiceRequest,
+    order: WorkOrder,
+    technician_id: int,
+    key: str,
+) -> None:
+    """Queue the work-order SMS, with the technician's own mobile-page link, in this unit."""
+    mobile = await mobile_of(unit, technician_id)
+    if mobile:
+        params = await dispatch_params(unit, ctx.links, request, order, technician_id)
+        notice = SmsNotice(
+            to=mobile,
+            template="work_order_dispatched",
+            params=params,
+            key=key,
+            request_id=request.id,
+        )
+        await ctx.notify(unit.session, notice)
 
 
 class WorkOrderService:
@@ -133,18 +166,9 @@ class WorkOrderService:
                 detail={"technician_id": technician_id, "previous_id": order.previous_id},
             )
         )
-        mobile = await mobile_of(unit, technician_id)
-        if mobile:
-            await self.ctx.notify(
-                unit.session,
-                SmsNotice(
-                    to=mobile,
-                    template="work_order_dispatched",
-                    params=await _dispatch_params(unit, request, order),
-                    key=f"work_order:{order.id}:dispatched",
-                    request_id=request.id,
-                ),
-            )
+        await notify_technician(
+            self.ctx, unit, request, order, technician_id, f"work_order:{order.id}:dispatched"
+        )
         unit.events.append(WorkOrderDispatched(order.id, request.id, technician_id, request.office))
         return order
 
@@ -217,7 +241,9 @@ class WorkOrderService:
         self, unit: Unit, order: WorkOrder, report: FieldReport, actor: Actor
     ) -> None:
         text = (report.text or "").strip()[:MAX_NOTE] or None
-        detail: dict[str, str] = {}
+        if report.action == WorkOrderAction.DECLINE and not text:
+            raise ReasonRequired("declining a work order needs a reason", field="reason")
+        detail: dict[str, Any] = dict(report.detail or {})
         if report.action == WorkOrderAction.SET_ETA:
             if report.eta is None:
                 raise ValidationError("ETA needs a time like 14:30", field="eta")
@@ -236,6 +262,16 @@ class WorkOrderService:
                 detail={"work_order_id": order.id},
             )
             await open_follow_up(unit, self.ctx.policy, request, actor)
+        elif after == WorkOrderState.DECLINED:
+            request = await lock_request(unit, order.request_id)
+            await move_request(
+                unit,
+                request,
+                RequestAction.RETURN_TO_OFFICE,
+                actor,
+                reason=text,
+                detail={"work_order_id": order.id},
+            )
 
     @staticmethod
     def _stamp(unit: Unit, order: WorkOrder, action: WorkOrderAction, text: str | None) -> None:
@@ -247,4 +283,5 @@ class WorkOrderService:
             order.parts_needed = text
         elif action == WorkOrderAction.COMPLETE:
             order.done_at, order.resolution = unit.now, text
-            order.parts_used = order.parts_needed
+            # Parts reported from the mobile page win over the parts asked for by SMS.
+            order.parts_used = order.parts_used or order.parts_needed

@@ -60,6 +60,7 @@ OPERATIONS: tuple[tuple[str, str, str, str], ...] = (
     ("GET", "/api/tickets/{id}/timeline", "service_requests", "A request's timeline"),
     ("POST", "/api/tickets/{id}/actions", "service_requests", "Review, close, reopen..."),
     ("POST", "/api/tickets/{id}/dispatch", "service_requests", "Dispatch as a work order"),
+    ("POST", "/api/tickets/{id}/offer", "service_requests", "Offer to several technicians"),
     ("POST", "/api/work-orders/{id}/reassign", "work_orders", "Give to another technician"),
     ("POST", "/api/work-orders/{id}/report", "work_orders", "Record the field report"),
 )

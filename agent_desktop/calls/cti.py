@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 import agent_desktop.calls.wrapup as wrapup
+from agent_desktop.calls.cluster_wiring import follow_until_leading, wire_cluster
 from agent_desktop.calls.desk_socket import wire_hub
 from agent_desktop.calls.pbx_access import give_pbx_access
 from agent_desktop.common.guards import authenticate_websocket, current_user
@@ -154,8 +155,9 @@ def setup(app: web.Application, ctx: AppContext) -> None:
         await bridge.on_resync(server, snapshot)
         await wrapups.reconcile(server)  # with the member states just reloaded
 
+    servers = servers_from_settings(ctx.settings)
     ami = AmiClient(
-        servers_from_settings(ctx.settings),
+        servers,
         bridge.on_event,
         on_resync,
         backoff_max=float(ctx.settings.ami_reconnect_max_seconds),
@@ -167,7 +169,9 @@ def setup(app: web.Application, ctx: AppContext) -> None:
     follow_link_requests(ctx.db, ctx.bus)
     follow_surveys(ctx.db, ctx.bus)
 
-    wire_hub(hub, bridge)
+    server_names = [s.name for s in servers]
+    wire_cluster(ctx.cluster, hub, bridge, ami, server_names)
+    wire_hub(hub, bridge, ctx.cluster, server_names)
 
     agi = build_agi_server(
         ctx.settings,
@@ -185,6 +189,7 @@ def setup(app: web.Application, ctx: AppContext) -> None:
         # (the bridge holds the caller-lookup connection).
         await bridge.start()
         try:
+            await follow_until_leading(ctx.cluster, ami, server_names)
             await ami.start()
             try:
                 await _start_agi()

@@ -5,29 +5,37 @@ from __future__ import annotations
 
 from typing import Any
 
+from agent_desktop.calls.cluster_wiring import forward_receipt, leads_any
 from agent_desktop.common.ws_hub import PROTOCOL_VERSION, Connection, WebSocketHub
+from crm_core.cluster.runtime import Cluster
 from cti.agent_state import MemberState
 from cti.bridge import CtiBridge
+from cti.pop_reads import open_pops
 
 
-def wire_hub(hub: WebSocketHub, bridge: CtiBridge) -> None:
+def wire_hub(hub: WebSocketHub, bridge: CtiBridge, cluster: Cluster, servers: list[str]) -> None:
     async def hello(conn: Connection) -> list[dict[str, Any]]:
         agent = bridge.directory.by_id(conn.user_id)
         members = bridge.agents.for_interface(agent.interface or "") if agent else []
+        leader = leads_any(cluster, servers)
         return [
             {
                 "v": PROTOCOL_VERSION,
                 "type": "hello",
                 "user_id": conn.user_id,
-                "pops": bridge.pops.active_for(conn.user_id),
+                # A node that leads no server holds no pops: the rows have them.
+                "pops": bridge.pops.active_for(conn.user_id)
+                if leader or not cluster.clustered
+                else await open_pops(bridge.db, conn.user_id),
                 "agent_state": [m.as_dict() for m in members],
             }
         ]
 
     async def ack(conn: Connection, message: dict[str, Any]) -> dict[str, Any] | None:
-        ok = bridge.pops.receipt(
-            conn.user_id, str(message.get("pop_id")), str(message.get("stage"))
-        )
+        pop_id, stage = str(message.get("pop_id")), str(message.get("stage"))
+        ok = bridge.pops.receipt(conn.user_id, pop_id, stage)
+        if not ok and cluster.clustered:
+            ok = forward_receipt(cluster, conn.user_id, pop_id, stage)
         return (
             None
             if ok

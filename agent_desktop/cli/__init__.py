@@ -15,6 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Imported here so `hotline --help` stays fast and a broken optional part names itself.
     from agent_desktop.cli import admin as cli_admin
     from agent_desktop.cli import backup as cli_backup  # backup + restore (issue #17 §4)
+    from agent_desktop.cli import cluster as cli_cluster  # several nodes (issue #19)
     from agent_desktop.cli import commands as cli_commands
     from agent_desktop.cli import demo as cli_demo
     from agent_desktop.cli import dispositions as cli_dispositions
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_demo.register(commands)
     cli_imports.register(commands)  # hotline import (customer data, issue #17 §3)
     cli_tokens.register(commands)
+    cli_cluster.register(commands)
     return parser
 
 

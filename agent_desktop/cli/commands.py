@@ -140,9 +140,11 @@ async def _unmerge(db: Database, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from agent_desktop.server import serve
 
+    if args.node_name is not None:
+        settings = settings.replace(node_name=args.node_name)
     migrate.upgrade(settings)
     return serve(settings)
 
@@ -191,4 +193,10 @@ def register(commands: Any) -> None:
     p.add_argument("change", type=int)
     p.set_defaults(handler=_with_db(_unmerge))
 
-    commands.add_parser("serve", help="run the server").set_defaults(handler=cmd_serve)
+    serve = commands.add_parser("serve", help="run the server")
+    serve.add_argument(
+        "--node-name",
+        help="run as this node of a cluster on one PostgreSQL (docs/deploy.md); "
+        "the setting node_name",
+    )
+    serve.set_defaults(handler=cmd_serve)

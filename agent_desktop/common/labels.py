@@ -39,6 +39,7 @@ TICKET_LABELS: dict[str, dict[str, str]] = {
         "closed": "Closed",
     },
     "order_state": {
+        "offered": "On offer",
         "assigned": "Assigned",
         "accepted": "Accepted",
         "en_route": "On the way",
@@ -46,6 +47,7 @@ TICKET_LABELS: dict[str, dict[str, str]] = {
         "needs_parts": "Needs parts",
         "return_to_factory": "Return to factory",
         "reassigned": "Reassigned",
+        "declined": "Declined",
         "done": "Done",
     },
     "follow_up_state": {
@@ -78,6 +80,9 @@ TICKET_LABELS: dict[str, dict[str, str]] = {
         "reopen": "Reopen",
         "dispatch": "Dispatched",
         "accept": "Accepted",
+        "decline": "Declined",
+        "offer": "Offered to several technicians",
+        "return_to_office": "Back to the office",
         "set_eta": "ETA given",
         "arrive": "Arrived",
         "need_parts": "Needs parts",
@@ -85,6 +90,13 @@ TICKET_LABELS: dict[str, dict[str, str]] = {
         "reassign": "Reassign",
         "no_answer": "No answer",
         "record_result": "Satisfaction recorded",
+    },
+    # What the technician wrote on the mobile page (ticketing/mobile_view.py).
+    "field_note": {
+        "note": "Note",
+        "parts": "Parts used",
+        "decline": "Reason for declining",
+        "complete": "Result",
     },
     "entry_kind": {
         "transition": "Status change",

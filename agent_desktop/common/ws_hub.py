@@ -25,6 +25,8 @@ MAX_BAD_MESSAGES = 20
 # direct write of it never waits on flow control.
 DIRECT_MAX = 16 * 1024
 ClientHandler = Callable[["Connection", dict[str, Any]], Awaitable[dict[str, Any] | None]]
+# Hands a message to the other nodes of a cluster (user id, or None for everyone; the text).
+Relay = Callable[[int | None, str], None]
 
 
 @dataclass(eq=False)
@@ -79,16 +81,27 @@ class WebSocketHub:
         self.handlers: dict[str, ClientHandler] = {}
         self.on_connect: list[Callable[[Connection], Awaitable[list[dict[str, Any]]]]] = []
         self._closing: set[asyncio.Task[bool]] = set()
+        # Set on a node of a cluster: what is sent here reaches the user's tabs on other
+        # nodes too (agent_desktop/calls/cluster_wiring.py).
+        self.relay: Relay | None = None
 
     def count(self) -> int:
         return sum(len(c) for c in self.connections.values())
 
     async def send_to_user(self, user_id: int, message: dict[str, Any] | str) -> int:
-        """Queue a message to every open tab of the user; a `str` is JSON already encoded."""
+        """Queue a message to every open tab of the user, on this node and (in a cluster)
+        the others; a `str` is JSON already encoded. Returns the tabs reached here."""
         if isinstance(message, str):
             text = message
         else:
             text = json.dumps(message, ensure_ascii=False, default=str)
+        sent = await self.send_local(user_id, text)
+        if self.relay is not None:
+            self.relay(user_id, text)
+        return sent
+
+    async def send_local(self, user_id: int, text: str) -> int:
+        """Queue a message to the user's tabs open on this node."""
         sent = 0
         for conn in list(self.connections.get(user_id, ())):
             if conn.can_send_now(text):
@@ -116,8 +129,18 @@ class WebSocketHub:
         task.add_done_callback(self._closing.discard)
 
     async def broadcast(self, user_ids: set[int] | None, message: dict[str, Any]) -> None:
-        for user_id in list(self.connections if user_ids is None else user_ids):
-            await self.send_to_user(user_id, message)
+        if user_ids is not None:
+            for user_id in list(user_ids):
+                await self.send_to_user(user_id, message)
+            return
+        text = json.dumps(message, ensure_ascii=False, default=str)
+        await self.broadcast_local(text)
+        if self.relay is not None:
+            self.relay(None, text)  # one message for everyone elsewhere, not one per user
+
+    async def broadcast_local(self, text: str) -> None:
+        for user_id in list(self.connections):
+            await self.send_local(user_id, text)
 
     async def serve(self, request: web.Request, user_id: int) -> web.WebSocketResponse:
         # No permessage-deflate: on the call centre's LAN the bytes do not matter, deflating

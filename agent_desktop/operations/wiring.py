@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 
@@ -61,11 +59,10 @@ def setup(app: web.Application, ctx: AppContext) -> None:
         bridge, ami = app[BRIDGE_KEY], app[AMI_KEY]
         job = CallbackWorker(ctx.db, ami, server, waiting_before(bridge, server))
         app[WORKER_KEY] = job
-        task = asyncio.create_task(job.run(), name="callback-worker")
+        # On the AMI leader only, in a cluster: it reads the leader's queue state.
+        ctx.cluster.singleton("callback-worker", job.run)
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await ctx.cluster.stop_singleton("callback-worker")
         await handlers.drain()
 
     app.cleanup_ctx.append(worker)

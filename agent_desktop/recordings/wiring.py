@@ -168,16 +168,15 @@ def lifecycle(runtime: RecordingsRuntime) -> Any:
             if done or retried:
                 log.info("recordings: spool re-scan ingested %s, retries %s", done, retried)
 
-        tasks = [
-            asyncio.create_task(_every(RETRY_SECONDS, scan, "spool re-scan"), name="rec-scan"),
-            asyncio.create_task(
-                _every(PURGE_SECONDS, runtime.purge_now, "retention purge"), name="rec-purge"
-            ),
-        ]
+        # On the leader only, in a cluster (crm_core/cluster/runtime.py).
+        cluster = runtime.ctx.cluster
+        cluster.singleton("rec-scan", lambda: _every(RETRY_SECONDS, scan, "spool re-scan"))
+        cluster.singleton(
+            "rec-purge", lambda: _every(PURGE_SECONDS, runtime.purge_now, "retention purge")
+        )
         yield
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cluster.stop_singleton("rec-scan")
+        await cluster.stop_singleton("rec-purge")
         with contextlib.suppress(Exception):
             await runtime.pauses.stop()
         await runtime.ingest.stop()

@@ -9,8 +9,6 @@ nothing. This is the composition root's side of the dependency rule: only here d
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import html
 import logging
 from collections.abc import AsyncIterator
@@ -298,10 +296,10 @@ async def _outbox_worker(app: web.Application) -> AsyncIterator[None]:
 
     ctx.bus.subscribe(WorkOrderDispatched, wake)
     ctx.bus.subscribe(TicketTransitioned, wake)
-    task = asyncio.create_task(worker.run(), name="sms-outbox")
+    # On the leader only, in a cluster (crm_core/cluster/runtime.py); the outbox's claim
+    # discipline makes a send cut short by a dying leader happen once, by the next one.
+    ctx.cluster.singleton("sms-outbox", worker.run)
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await ctx.cluster.stop_singleton("sms-outbox")
     app[RUNTIME_KEY].worker = None
     await backend.close()

@@ -71,6 +71,17 @@
     window.setTimeout(function () { window.location.reload(); }, 1500);
   }
 
+  // 抢单: one order offered to every technician on the board; the first to accept gets it.
+  async function offer(button) {
+    var ids = button.getAttribute("data-technicians").split(",").map(Number);
+    await api(button.getAttribute("data-offer"), { technician_ids: ids });
+    var flash = document.getElementById("dispatch-flash");
+    if (flash) { flash.textContent = flash.getAttribute("data-msg-offered"); }
+    var tableRow = button.closest("tr");
+    if (tableRow) { tableRow.remove(); }
+    window.setTimeout(function () { window.location.reload(); }, 1500);
+  }
+
   async function reassign(button) {
     var row = rowOf(button);
     await api(button.getAttribute("data-reassign"), {
@@ -137,6 +148,7 @@
   var HANDLERS = [
     ["[data-ticket-action]", act],
     ["[data-assign]", assign],
+    ["[data-offer]", offer],
     ["[data-reassign]", reassign],
     ["[data-dial]", dial],
     ["[data-survey]", sendToSurvey],

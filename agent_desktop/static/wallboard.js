@@ -161,8 +161,15 @@
       row.appendChild(el("td", { "data-state": a.state }, t(labels[a.state] || a.state) + (a.paused && a.pause_reason ? "（" + a.pause_reason + "）" : "")));
       row.appendChild(el("td", { class: "mono" }, clock(a.in_state_seconds)));
       row.appendChild(el("td", null, a.calls_taken));
+      // Where the agent's desktop is open: a node name in a cluster, or just online.
+      var desk = a.desktop || [];
+      row.appendChild(el("td", { "data-desktop": desk.length ? "open" : "closed" },
+        desk.length ? (desk.join(", ") === "local" ? t("Online") : desk.join(", ")) : t("Not open")));
       agents.appendChild(row);
     });
+    if (snap.desktops_online !== undefined) {
+      document.getElementById("wb-desktops").textContent = t("Desktops online") + " " + snap.desktops_online;
+    }
     var unprocessed = document.querySelector("#wb-unprocessed tbody");
     unprocessed.textContent = "";
     if (!snap.unprocessed.length) {

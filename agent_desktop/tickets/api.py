@@ -13,8 +13,6 @@ Who may do what:
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -339,11 +337,7 @@ def setup(app: web.Application, ctx: AppContext) -> None:
 
 async def _sla_worker(app: web.Application) -> AsyncIterator[None]:
     ctx: AppContext = app[CONTEXT_KEY]
-    task = asyncio.create_task(
-        run_sla_worker(ticketing_for(app).ctx, float(ctx.settings.sla_check_seconds)),
-        name="sla-check",
-    )
+    tctx, every = ticketing_for(app).ctx, float(ctx.settings.sla_check_seconds)
+    ctx.cluster.singleton("sla-check", lambda: run_sla_worker(tctx, every))  # on the leader
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await ctx.cluster.stop_singleton("sla-check")

@@ -32,6 +32,7 @@ from crm_core.errors import HotlineError
 from crm_core.models import Contact, Vehicle
 from recordings.access import Viewer
 from ticketing import queries
+from ticketing.mobile_view import field_records
 from ticketing.models import ServiceRequest, WorkOrder
 from ticketing.states import (
     Category,
@@ -153,6 +154,8 @@ async def detail_page(request: web.Request) -> web.Response:
     full = sees_full_numbers(ctx.settings, user)
     entries = await timeline(ctx.db, row.id, full, _listener(user))
     people = [o["technician_id"] for o in detail["work_orders"]]
+    # Photos, signature, notes and parts from the technician's mobile page (issue #21 §2).
+    field = await field_records(ctx.db, [o["id"] for o in detail["work_orders"]])
     people += [f["assignee_id"] for f in detail["follow_ups"]] + [row.created_by_id]
     customers = await customers_by_id(ctx.db, [row.customer_id])
     return ticket_page(
@@ -164,6 +167,7 @@ async def detail_page(request: web.Request) -> web.Response:
         vehicle=await vehicle_of(ctx.db, row.vehicle_id),
         names=await user_names(ctx.db, people),
         entries=entries,
+        field=field,
         actions=_actions_for(user, row),
         needs_reason=NEEDS_REASON,
         # Calls placed from here belong to this request (technicians do not dial from it).

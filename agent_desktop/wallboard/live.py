@@ -155,6 +155,20 @@ HUB_KEY = web.AppKey("wallboard_hub", WallboardHub)
 STAGE_LABELS = TICKET_LABELS["request_state"]
 
 
+def with_presence(
+    app: web.Application, snap: dict[str, Any], presence: dict[int, list[str]]
+) -> dict[str, Any]:
+    """Where each agent's desktop is open (node names, [] when closed), and the count."""
+    directory = app[BRIDGE_KEY].directory
+    nodes_of = {}
+    for user_id, nodes in presence.items():
+        agent = directory.by_id(user_id)
+        if agent is not None:
+            nodes_of[agent.username] = sorted(nodes)
+    agents = [{**a, "desktop": nodes_of.get(a.get("member_name", ""), [])} for a in snap["agents"]]
+    return {**snap, "agents": agents, "desktops_online": len(presence)}
+
+
 def _region(role: str, region: str | None) -> str | None:
     return region if role == "supervisor" else None
 
@@ -191,6 +205,10 @@ WB_STRINGS = (
     "Abandon rate",
     "Nobody",
     "No calls today",
+    # Presence: where each agent's desktop is open (a node's name in a cluster).
+    "Online",
+    "Not open",
+    "Desktops online",
 )
 
 
@@ -222,14 +240,50 @@ async def wallboard_json(request: web.Request) -> web.Response:
     return web.json_response(json.loads(json.dumps(body, ensure_ascii=False, default=str)))
 
 
+RELAYED_MAX_AGE = 5.0  # seconds: an older snapshot from the leader is not shown as live
+LIVE_KIND = "wallboard.live"
+
+
 def setup(app: web.Application, ctx: AppContext) -> None:
     holder: dict[str, Wallboard] = {}
+    relayed: dict[str, dict[str, Any]] = {}
+    cluster = ctx.cluster
 
-    async def live() -> dict[str, Any]:
+    def board() -> Wallboard:
         if "board" not in holder:
             bridge = app[BRIDGE_KEY]
             holder["board"] = Wallboard(ctx.db, bridge.tracker, bridge.agents)
-        return await holder["board"].snapshot()
+        return holder["board"]
+
+    async def local() -> dict[str, Any]:
+        snap = await board().snapshot()
+        return with_presence(app, snap, cluster.presence())
+
+    async def live() -> dict[str, Any]:
+        # In a cluster the calls and agents live on the leader: a follower shows the
+        # leader's latest snapshot, with presence (desktops) from the whole cluster.
+        if not cluster.clustered or cluster.holds(cluster.leader_lease):
+            return await local()
+        snap = relayed.get("snap")
+        if snap is not None and time.time() - float(snap.get("at", 0)) < RELAYED_MAX_AGE:
+            return with_presence(app, snap, cluster.presence())
+        return {**await local(), "leader_unreachable": True}
+
+    if cluster.clustered:
+
+        async def keep(body: Any) -> None:
+            relayed["snap"] = body
+
+        async def publish_forever() -> None:
+            while True:
+                try:
+                    cluster.publish(LIVE_KIND, await board().snapshot())
+                except Exception:
+                    log.exception("wallboard: could not publish the live snapshot")
+                await asyncio.sleep(PERIOD)
+
+        cluster.on(LIVE_KIND, keep)
+        cluster.singleton("wallboard-live", publish_forever)
 
     composer = business.BoardComposer(ctx.db, live, ctx.settings.timezone)
     hub = WallboardHub(ctx.db, composer.snapshot)

@@ -21,10 +21,13 @@ from crm_core.users import ensure_demo_users
 
 
 @asynccontextmanager
-async def demo_crm(path: Path, owner: str | None = None) -> AsyncIterator[dict[str, Any]]:
+async def demo_crm(
+    path: Path, owner: str | None = None, url: str | None = None
+) -> AsyncIterator[dict[str, Any]]:
     """Keys: db, url, customer, users (username -> id), agent (agent1001's id), phone_id
-    (the customer's phone). `owner`: the username that owns the customer (sticky agent)."""
-    settings = Settings(database_url=f"sqlite+aiosqlite:///{path}")
+    (the customer's phone). `owner`: the username that owns the customer (sticky agent).
+    `url`: a database other than the SQLite file at `path` (an empty PostgreSQL one)."""
+    settings = Settings(database_url=url or f"sqlite+aiosqlite:///{path}")
     await asyncio.to_thread(migrate.upgrade, settings)
     db = Database.open(settings)
     try:

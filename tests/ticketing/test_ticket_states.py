@@ -98,7 +98,9 @@ class WorkOrderModel(RuleBasedStateMachine):
         if action == A.COMPLETE:
             return W.DONE if s in (W.ACCEPTED, W.EN_ROUTE, W.ON_SITE, W.NEEDS_PARTS) else None
         if action == A.ACCEPT:
-            return W.ACCEPTED if s == W.ASSIGNED else None
+            return W.ACCEPTED if s in (W.ASSIGNED, W.OFFERED) else None
+        if action == A.DECLINE:
+            return W.DECLINED if s in (W.ASSIGNED, W.OFFERED) else None
         if action == A.SET_ETA:
             return W.EN_ROUTE if s in (W.ACCEPTED, W.EN_ROUTE) else None
         if action == A.ARRIVE:
@@ -208,7 +210,7 @@ def _check_invariants(snapshot: tuple[object, ...]) -> None:
     assert isinstance(orders, tuple) and isinstance(follow_ups, tuple)
     assert isinstance(records, tuple)
     assert RequestState(state) in set(RequestState)
-    open_orders = [o for o in orders if o[1] not in ("done", "reassigned")]
+    open_orders = [o for o in orders if o[1] not in ("done", "reassigned", "declined")]
     open_fus = [f for f in follow_ups if f[1] in ("pending", "rescheduled")]
     assert len(open_orders) == (1 if state == "in_field" else 0)
     assert len(open_fus) == (1 if state == "follow_up" else 0)
