@@ -36,6 +36,7 @@ from cti.pop_payload import Extra
 from cti.pop_reads import open_pop_rows
 from cti.pops import PopService, PopSink
 from cti.resync_calls import ADOPTED_VARIABLES, SeenCall, seen_calls
+from cti.takeover import close_orphans
 from cti.tracker import AmiEventLike, CallTracker
 from cti.tracker_resync import bring_up_to_date, log_recovered
 
@@ -71,6 +72,7 @@ class CtiBridge:
         # them: after an outage, calls that began and ended meanwhile are logged from them.
         self.call_records: Callable[[str], Path | None] | None = None
         self.recording_of: Callable[[str, str], str | None] | None = None
+        self.taking_over: set[str] = set()  # servers whose next resync is a takeover's
         self.handled = 0
         self.lag_ns = 0  # of the last event: from its last byte read to handled
 
@@ -193,6 +195,9 @@ class CtiBridge:
         outage_ns = getattr(snapshot, "outage_ns", None)
         if outage_ns:
             adopted += await self._recover_ended(server, live, now - outage_ns / 1e9)
+        if server in self.taking_over:
+            self.taking_over.discard(server)
+            adopted += await self._close_orphans(server, live)
         ended = self.tracker.resync(server, live)
         if adopted or ended or outage_ns:
             down = f"down {outage_ns / 1e9:.1f} s" if outage_ns else "new"
@@ -208,6 +213,21 @@ class CtiBridge:
             )
         await self._dispatch()
         self.agents.resync(server, snapshot.queues)
+
+    def begin_takeover(self, server: str) -> None:
+        """This node has just taken `server` over from another: its first resync also closes
+        the calls the call log shows open but the PBX no longer has (cti/takeover.py)."""
+        self.taking_over.add(server)
+
+    async def _close_orphans(self, server: str, live: set[str]) -> list[str]:
+        records = self.call_records(server) if self.call_records is not None else None
+        try:
+            return await close_orphans(
+                self.db, self.tracker, server, live, records, self.recording_of
+            )
+        except Exception:
+            log.exception("takeover %s: could not close the calls that ended meanwhile", server)
+            return []
 
     async def _restore_pops(self, server: str, linkedids: list[str]) -> None:
         """Pops sent for these calls before this process adopted them (a cluster's previous

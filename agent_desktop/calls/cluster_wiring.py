@@ -95,6 +95,7 @@ def _lead(
         epochs[name] = epoch
         bridge.set_fence(epochs)
         bridge.forget(server)  # start clean: the resync at login adopts what is live
+        bridge.begin_takeover(server)  # and closes what ended while nobody led
         await ami.set_events(server, True)
 
     async def lost() -> None:
