@@ -12,7 +12,15 @@ from pathlib import Path
 
 from crm_core import migrate
 
-PACKAGES = ("crm_core", "cti", "ticketing", "recordings", "sms_gateway", "agent_desktop")
+PACKAGES = (
+    "crm_core",
+    "cti",
+    "ticketing",
+    "recordings",
+    "sms_gateway",
+    "webhooks",
+    "agent_desktop",
+)
 
 
 def _package_dir(name: str) -> Path:

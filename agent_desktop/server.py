@@ -30,6 +30,7 @@ from agent_desktop import (
     supervise,
     tickets,
     wallboard,
+    webhooks,  # outbound webhooks (issue #21 §3)
 )
 from agent_desktop.common import pages
 from agent_desktop.context import CONTEXT_KEY, DB_KEY, AppContext, Feature
@@ -67,6 +68,7 @@ def features() -> list[Feature]:
         admin.setup,
         imports.setup,  # customer-data import (issue #17 §3)
         apidocs.setup,  # /api/openapi.json (issue #21 §3)
+        webhooks.setup,  # outbound webhooks, /admin/webhooks (issue #21 §3)
     ]
 
 

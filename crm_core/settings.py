@@ -114,6 +114,10 @@ class Settings:
     # from X-Forwarded-Proto/X-Forwarded-Host, or from the request itself.
     public_base_url: str = ""
     sms_max_attempts: int = 8
+    # Outbound webhooks (issue #21 §3; docs/webhooks.md).
+    webhook_poll_seconds: int = 1
+    webhook_max_attempts: int = 10
+    webhook_timeout_seconds: int = 10
     # Chinese providers (issue 21; docs/sms.md): sms_backend "aliyun" or "tencent".
     aliyun_access_key_id: str = ""
     aliyun_access_key_secret: str = ""
@@ -337,6 +341,9 @@ _VALIDATORS.update(
     {
         "sms_backend": _choice("local", "twilio", "aliyun", "tencent"),
         "sms_max_attempts": _at_least_one,
+        "webhook_max_attempts": _at_least_one,
+        "webhook_poll_seconds": _at_least_one,
+        "webhook_timeout_seconds": _at_least_one,
         "sms_templates": _template_map,
         "sms_callback_max_age_seconds": _at_least_one,
         "follow_up_max_attempts": _at_least_one,

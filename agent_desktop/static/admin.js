@@ -30,6 +30,7 @@
     if (data && data.password) { shown.push("初始密码 / password: " + data.password); }
     if (data && data.sip_secret) { shown.push("SIP 密码 / SIP secret: " + data.sip_secret); }
     if (data && data.token) { shown.push("API 令牌（只显示一次）/ API token (shown once): " + data.token); }
+    if (data && data.secret) { shown.push("Webhook 密钥（只显示一次）/ webhook secret (shown once): " + data.secret); }
     if (data && data.pbx) { shown.push("PBX: " + data.pbx.detail); }
     return shown;
   }
