@@ -30,7 +30,9 @@ lint: $(STAMP)
 # Real-PBX modules that run their own Asterisk instance (own ports, own CRM database): they
 # run beside the PostgreSQL pass, which uses no PBX or SIPp at all, so `make test` stays short
 # without two PBX test runs sharing a machine. They are mostly waiting on calls, so they run
-# in two lanes of about the same length. A new module with its own instance goes in one.
+# in two lanes of about the same length. A new module with its own instance goes in one,
+# with an offset whose ports (offset + 4573 … offset + 7100 and its SIPp media ports above)
+# stay clear of the other lane's: lane A uses 18000 and 22000, lane B 10000 to 14000.
 OWN_PBX_LANE_A := tests/pbx/test_admin_live.py tests/pbx/test_operations_live.py
 OWN_PBX_LANE_B := tests/pbx/test_wrapup_live.py tests/pbx/test_supervise_live.py \
 	tests/pbx/test_cluster_live.py

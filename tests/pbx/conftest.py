@@ -43,7 +43,7 @@ def pbx_provisioned() -> None:
 def pbx(pbx_provisioned: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PbxUnderTest]:
     settings = pbx_test_settings()
     # SIPp media ports above this instance's RTP range: two test runs never collide.
-    Sipp._media_port = max(Sipp._media_port, settings.rtp_end_port + 100)
+    Sipp.media_ports_above(max(30000, settings.rtp_end_port + 100))
     instance = PbxUnderTest(settings, tmp_path_factory.mktemp("pbx"))
     instance.stop()  # a leftover from an interrupted run
     instance.start()

@@ -89,6 +89,9 @@ class PbxUnderTest:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.agents_file = self.workdir / "agents.json"
         self.write_agents(AGENTS)
+        # SIPp's media ports just above this instance's RTP range: test processes that run
+        # side by side (the Makefile's lanes) each stay inside their own instances' ports.
+        Sipp.media_ports_above(self.settings.rtp_end_port + 100)
 
     @property
     def paths(self) -> PbxPaths:
@@ -135,7 +138,14 @@ class PbxUnderTest:
 class Sipp:
     """One SIPp process in its own directory, with the sip-tester pcaps under ./pcap/."""
 
-    _media_port = 30000
+    _media_port = 30000  # until an instance is made (PbxUnderTest), which moves it
+    _media_moved = False
+
+    @classmethod
+    def media_ports_above(cls, floor: int) -> None:
+        """Never lower once moved: a later instance must not reuse ports still in use."""
+        cls._media_port = max(cls._media_port if cls._media_moved else 0, floor)
+        cls._media_moved = True
 
     def __init__(
         self,

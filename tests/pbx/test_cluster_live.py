@@ -1,6 +1,6 @@
 """Two `hotline serve` nodes on one PostgreSQL, the real PBX and SIPp (issue #19).
 
-This module runs its own Asterisk instance ("pytest-cluster", ports +23000) and its own
+This module runs its own Asterisk instance ("pytest-cluster", ports +14000) and its own
 PostgreSQL database (`test_cluster`), so it can run beside the PostgreSQL pass, which uses
 the `test` database. Agent 1001's desktop is on node 1, agent 1002's on node 2.
 """
@@ -52,7 +52,7 @@ def _psql(sql: str) -> None:
 def cluster_pbx(
     pbx_provisioned: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[PbxUnderTest]:
-    instance = PbxUnderTest(pbx_test_settings(INSTANCE, 23000), tmp_path_factory.mktemp("c"))
+    instance = PbxUnderTest(pbx_test_settings(INSTANCE, 14000), tmp_path_factory.mktemp("c"))
     instance.write_agents(AGENTS)
     instance.stop()
     instance.start()

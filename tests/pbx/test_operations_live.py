@@ -2,7 +2,7 @@
 nobody is logged in, voicemail onto the callback list, position announcements, and the queue
 callback (press 1, keep your place, the worker calls back: agent first, then the customer).
 
-This module runs its own Asterisk instance ("pytest-ops", ports +26000): it changes the
+This module runs its own Asterisk instance ("pytest-ops", ports +18000): it changes the
 hotline queue's settings through the admin API, which re-renders that PBX from the CRM.
 The carrier tells the hours check what time to assume with an X-Hotline-Clock header, which
 only a test-mode PBX passes on.
@@ -44,7 +44,7 @@ WEEKDAY = "2026-12-07T10:00:00+08:00"  # a Monday
 def ops_pbx(
     pbx_provisioned: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[PbxUnderTest]:
-    instance = PbxUnderTest(pbx_test_settings("pytest-ops", 26000), tmp_path_factory.mktemp("o"))
+    instance = PbxUnderTest(pbx_test_settings("pytest-ops", 18000), tmp_path_factory.mktemp("o"))
     instance.write_agents(AGENTS)
     instance.stop()
     instance.start()

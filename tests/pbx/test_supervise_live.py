@@ -1,6 +1,6 @@
 """Supervisor listen / whisper / barge through the real server, PBX and three SIP legs.
 
-This module runs its own Asterisk instance ("pytest-spy", ports +25000). The caller, the
+This module runs its own Asterisk instance ("pytest-spy", ports +12000). The caller, the
 agent and the supervisor are SIPp for the signalling and RTP probes (rtp_probe.py) for the
 media: each talks in its own pure tone (caller 440 Hz, agent 1000 Hz, supervisor 2000 Hz),
 so the audio each one receives tells whose voice reached whom.
@@ -52,7 +52,7 @@ NO_MEDIA = '<log message="media: the test RTP probe"/>'
 def spy_pbx(
     pbx_provisioned: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[PbxUnderTest]:
-    instance = PbxUnderTest(pbx_test_settings("pytest-spy", 25000), tmp_path_factory.mktemp("s"))
+    instance = PbxUnderTest(pbx_test_settings("pytest-spy", 12000), tmp_path_factory.mktemp("s"))
     # SIPp's own media ports clear of this instance's RTP range and of the other instances'.
     Sipp._media_port = max(Sipp._media_port, 36000)
     instance.write_agents(AGENTS)

@@ -1,7 +1,7 @@
 """Wrap-up (after-call work) on the real PBX: Asterisk offers no call to an agent in wrap-up,
 the server's countdown matches it, and the one extension keeps the agent paused.
 
-This module runs its own Asterisk instance ("pytest-wrapup", ports +24000), configured from
+This module runs its own Asterisk instance ("pytest-wrapup", ports +10000), configured from
 its own CRM (the queues' wrap-up time is a CRM setting rendered into queues.conf), with its own
 `hotline serve`, SIPp carrier and SIPp agent phones 1001 and 1002.
 """
@@ -53,7 +53,7 @@ def wrapup_pbx(
 ) -> Iterator[PbxUnderTest]:
     workdir = tmp_path_factory.mktemp("wrapup")
     url = asyncio.run(_crm(workdir / "crm.db"))
-    settings = pbx_test_settings("pytest-wrapup", 24000).replace(database_url=url)
+    settings = pbx_test_settings("pytest-wrapup", 10000).replace(database_url=url)
     Sipp._media_port = max(Sipp._media_port, settings.rtp_end_port + 100)
     instance = PbxUnderTest(settings, workdir)
     instance.stop()  # a leftover from an interrupted run
