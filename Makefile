@@ -35,7 +35,7 @@ lint: $(STAMP)
 # stay clear of the other lane's: lane A uses 18000 and 22000, lane B 10000 to 14000.
 OWN_PBX_LANE_A := tests/pbx/test_admin_live.py tests/pbx/test_operations_live.py
 OWN_PBX_LANE_B := tests/pbx/test_wrapup_live.py tests/pbx/test_supervise_live.py \
-	tests/pbx/test_cluster_live.py
+	tests/pbx/test_cluster_live.py tests/sms/test_sms_cluster_workers.py
 OWN_PBX_MODULES := $(OWN_PBX_LANE_A) $(OWN_PBX_LANE_B)
 
 test-sqlite: $(STAMP)

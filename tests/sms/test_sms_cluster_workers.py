@@ -34,11 +34,10 @@ from sms_gateway.outbox import enqueue
 DATABASE = "test_cluster_sms"
 URL = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{DATABASE}"
 MESSAGES = 300
-# The PostgreSQL pass runs it; the SQLite pass would only run the same thing again.
-pytestmark = pytest.mark.skipif(
-    os.environ.get("HOTLINE_TEST_DATABASE_URL", "sqlite") == "sqlite",
-    reason="a cluster needs PostgreSQL: runs in the PostgreSQL pass",
-)
+# Its own pytest process, in the Makefile's lane B beside the PostgreSQL pass (it starts
+# server processes and kills one; kept apart from the in-process suites), on a PostgreSQL
+# database of its own whichever database the rest of the suite uses.
+pytestmark = pytest.mark.pbx
 
 
 def _free_port() -> int:
