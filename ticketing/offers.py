@@ -26,7 +26,7 @@ from ticketing.states import (
     WorkOrderAction,
     WorkOrderState,
 )
-from ticketing.work_orders import MAX_NOTE, notify_technician
+from ticketing.work_orders import add_order, notify_technician
 
 OPEN, TAKEN, LOST, DECLINED = "open", "taken", "lost", "declined"
 MAX_OFFERED = 20
@@ -112,32 +112,18 @@ class OfferService:
         instructions: str | None,
         wanted: list[int],
     ) -> WorkOrder:
-        order = WorkOrder(
-            request_id=request.id,
+        return await add_order(
+            unit,
+            request,
+            actor,
+            instructions,
+            state=WorkOrderState.OFFERED,
+            accept_within=self.ctx.policy.accept_within,
             technician_id=None,
-            assigned_by_id=actor.user_id,
-            state=WorkOrderState.OFFERED.value,
-            instructions=(instructions or "").strip()[:MAX_NOTE] or None,
-            accept_due_at=unit.now + self.ctx.policy.accept_within,
-            created_at=unit.now,
+            previous_id=None,
+            action="offer",
+            detail={"technician_ids": wanted},
         )
-        unit.session.add(order)
-        await unit.session.flush()
-        unit.events.append(
-            await record(
-                unit.session,
-                request_id=request.id,
-                entity="work_order",
-                entity_id=order.id,
-                action="offer",
-                from_state=None,
-                to_state=order.state,
-                actor=actor,
-                at=unit.now,
-                detail={"technician_ids": wanted},
-            )
-        )
-        return order
 
 
 async def take_offer(unit: Unit, order: WorkOrder, technician_id: int, actor: Actor) -> None:

@@ -140,31 +140,20 @@ class WorkOrderService:
         previous: WorkOrder | None,
     ) -> WorkOrder:
         await _technician(unit, technician_id)
-        order = WorkOrder(
-            request_id=request.id,
+        order = await add_order(
+            unit,
+            request,
+            actor,
+            instructions,
+            state=WorkOrderState.ASSIGNED,
+            accept_within=self.ctx.policy.accept_within,
             technician_id=technician_id,
-            assigned_by_id=actor.user_id,
             previous_id=previous.id if previous else None,
-            state=WorkOrderState.ASSIGNED.value,
-            instructions=(instructions or "").strip()[:MAX_NOTE] or None,
-            accept_due_at=unit.now + self.ctx.policy.accept_within,
-            created_at=unit.now,
-        )
-        unit.session.add(order)
-        await unit.session.flush()
-        unit.events.append(
-            await record(
-                unit.session,
-                request_id=request.id,
-                entity="work_order",
-                entity_id=order.id,
-                action="create",
-                from_state=None,
-                to_state=order.state,
-                actor=actor,
-                at=unit.now,
-                detail={"technician_id": technician_id, "previous_id": order.previous_id},
-            )
+            action="create",
+            detail={
+                "technician_id": technician_id,
+                "previous_id": previous.id if previous else None,
+            },
         )
         await notify_technician(
             self.ctx, unit, request, order, technician_id, f"work_order:{order.id}:dispatched"
@@ -285,3 +274,47 @@ class WorkOrderService:
             order.done_at, order.resolution = unit.now, text
             # Parts reported from the mobile page win over the parts asked for by SMS.
             order.parts_used = order.parts_used or order.parts_needed
+
+
+async def add_order(
+    unit: Unit,
+    request: ServiceRequest,
+    actor: Actor,
+    instructions: str | None,
+    *,
+    state: WorkOrderState,
+    accept_within: timedelta,
+    technician_id: int | None,
+    previous_id: int | None,
+    action: str,
+    detail: dict[str, object],
+) -> WorkOrder:
+    """A new work order of `request` and its journal entry: assigned to one technician
+    (dispatch) or offered to several (ticketing/offers.py)."""
+    order = WorkOrder(
+        request_id=request.id,
+        technician_id=technician_id,
+        assigned_by_id=actor.user_id,
+        previous_id=previous_id,
+        state=state.value,
+        instructions=(instructions or "").strip()[:MAX_NOTE] or None,
+        accept_due_at=unit.now + accept_within,
+        created_at=unit.now,
+    )
+    unit.session.add(order)
+    await unit.session.flush()
+    unit.events.append(
+        await record(
+            unit.session,
+            request_id=request.id,
+            entity="work_order",
+            entity_id=order.id,
+            action=action,
+            from_state=None,
+            to_state=order.state,
+            actor=actor,
+            at=unit.now,
+            detail=detail,
+        )
+    )
+    return order

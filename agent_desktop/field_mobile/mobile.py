@@ -14,12 +14,12 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+import agent_desktop.field_mobile.uploads as uploads
 from agent_desktop.common.audit import audit
 from agent_desktop.common.guards import mark_public
 from agent_desktop.common.ipaccess import client_ip
 from agent_desktop.common.pages import ENV_KEY
 from agent_desktop.context import CONTEXT_KEY, AppContext
-from agent_desktop.field_mobile import uploads
 from agent_desktop.services import Ticketing, field_base_url, ticketing_for
 from crm_core.errors import HotlineError, ValidationError
 from crm_core.models import utcnow
